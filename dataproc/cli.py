@@ -1,0 +1,154 @@
+"""Command line: ``dataproc run|config|verify|inspect|reshard|...``.
+
+Every error a user can cause ends as one clear line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from typing import Any
+
+from dataproc import __version__
+from dataproc.errors import DataprocError
+
+EXIT_OK, EXIT_FAILED_UNITS, EXIT_USAGE = 0, 2, 1
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", "-c", metavar="YAML",
+        help="pipeline config (e.g. pipelines/commoncrawl_en.yaml); default: built-in FineWeb-like English",
+    )
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one option, e.g. --set langid.min_score=0.8 (repeatable; values are YAML)",
+    )
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dataproc",
+        description="Turn Common Crawl WARC files into training-ready tokenized Parquet, on Ray.",
+        epilog="Quick start: `dataproc run --sample`. Docs: docs/ in the repository.",
+    )
+    parser.add_argument("--version", action="version", version=f"dataproc {__version__}")
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run the pipeline on WARC inputs",
+        description="Run the pipeline: WARC → filters → dedup → tokenized Parquet under OUTPUT.",
+    )
+    _add_config_args(run)
+    run.add_argument(
+        "--input", "-i", dest="inputs", action="append", default=[], metavar="PATH",
+        help="WARC file, directory, glob (quote it) or URL (s3://, gs://, https://); repeatable",
+    )
+    run.add_argument("--output", "-o", help="output folder (local path or URL)")
+    run.add_argument(
+        "--sample", action="store_true",
+        help="generate the bundled sample shard and run on it (output defaults to ./sample-out)",
+    )
+    run.add_argument("--address", help="Ray cluster to join (`auto`, ray://...); default: RAY_ADDRESS or a local cluster")
+    run.add_argument("--workers", type=int, help="CPUs for a local Ray cluster (default: all)")
+    run.add_argument("--overwrite", action="store_true", help="delete OUTPUT's previous contents first")
+    run.add_argument("--dry-run", action="store_true", help="list the input files that would be processed and exit")
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.set_defaults(func=cmd_run)
+
+    cfg = sub.add_parser("config", help="show the resolved configuration")
+    cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION")
+    show = cfg_sub.add_parser("show", help="print the resolved config as YAML")
+    _add_config_args(show)
+    show.set_defaults(func=cmd_config_show)
+    cfg.set_defaults(func=lambda a: (cfg.print_help(), EXIT_USAGE)[1])
+
+    for module in ("dataproc.cli_output", "dataproc.cli_extra"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ImportError:
+            continue
+        mod.register(sub)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from dataproc.config import load_config
+
+    return load_config(args.config, args.overrides)
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    import yaml
+
+    config = _load(args)
+    print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dataproc.runner.plan import plan_inputs
+
+    config = _load(args)
+    if args.sample:
+        from dataproc.sample import write_sample_warcs
+
+        sample_dir = os.path.join(tempfile.gettempdir(), "dataproc-sample-input")
+        paths, _truth = write_sample_warcs(sample_dir)
+        config.inputs = paths
+        config.output = args.output or config.output or "sample-out"
+        if not args.output:
+            args.overwrite = True  # the sample's default folder is ours to replace
+    if args.inputs:
+        config.inputs = args.inputs
+    if args.output:
+        config.output = args.output
+    if args.address:
+        config.execution.address = args.address
+    if args.workers:
+        config.execution.workers = args.workers
+    if args.quiet:
+        config.execution.progress = "none"
+
+    inputs = plan_inputs(config.inputs)
+    if args.dry_run:
+        print(f"{len(inputs)} input file(s) would be processed into {config.output or '(no --output given)'}:")
+        for i in inputs:
+            print(f"  [{i.index:06d}] {i.path}")
+        return EXIT_OK
+
+    from dataproc.runner.driver import run_pipeline
+    from dataproc.summary import print_summary
+
+    result = run_pipeline(config, overwrite=args.overwrite)
+    print_summary(result)
+    return result.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except DataprocError as e:
+        print(f"dataproc: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("dataproc: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

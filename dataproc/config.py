@@ -1,0 +1,179 @@
+"""Typed pipeline configuration: YAML files in ``pipelines/``, overridable with ``--set``.
+
+Every option has a default, so ``PipelineConfig()`` is a complete, sensible pipeline
+(FineWeb-like English). Errors name the file, the key path, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError
+
+from dataproc.configbase import StrictModel
+from dataproc.errors import ConfigError
+from dataproc.dedup.config import DedupConfig
+from dataproc.stages.extract import ExtractConfig
+from dataproc.stages.langid import LangIdConfig
+from dataproc.stages.pii import PiiConfig
+from dataproc.stages.quality import QualityConfig
+from dataproc.stages.tokenize import TokenizerConfig
+from dataproc.stages.url_filter import UrlFilterConfig
+from dataproc.stages.warc_reader import ReaderConfig
+
+
+class OutputConfig(StrictModel):
+    """How the tokenized Parquet shards are written."""
+
+    keep_text: bool = Field(False, description="Also write the scrubbed text in a `text` column.")
+    max_file_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        description="Roll over to a new Parquet file once this many (uncompressed token) bytes are written.",
+    )
+    compression: Literal["zstd", "snappy", "gzip", "none"] = Field(
+        "zstd", description="Parquet compression codec."
+    )
+    compression_level: int = Field(3, ge=1, le=22, description="zstd level.")
+    row_group_rows: int = Field(
+        1024, ge=1, description="Documents per Parquet row group (smaller = finer random access)."
+    )
+
+
+class ExecutionConfig(StrictModel):
+    """Where and how the job runs on Ray."""
+
+    address: str | None = Field(
+        None,
+        description="Ray address to join (`auto`, `ray://host:10001`, ...). "
+        "None: use RAY_ADDRESS if set, else start a local cluster bound to 127.0.0.1.",
+    )
+    workers: int | None = Field(
+        None, ge=1, description="CPUs to use on a local cluster (None: all of this machine's)."
+    )
+    cpus_per_task: float = Field(1.0, gt=0, description="Ray CPUs reserved per shard task.")
+    max_retries: int = Field(
+        3, ge=0, description="Ray retries of a shard task after a crash or exception."
+    )
+    object_store_memory: int | None = Field(
+        None, ge=78643200, description="Object store bytes for a local cluster (None: Ray's default)."
+    )
+    include_dashboard: bool = Field(
+        False, description="Start Ray's dashboard on a local cluster (bound to 127.0.0.1)."
+    )
+    progress: Literal["auto", "bar", "log", "none"] = Field(
+        "auto", description="Progress display: bar on a TTY, periodic log lines otherwise."
+    )
+    progress_interval_seconds: float = Field(
+        10.0, gt=0, description="Seconds between progress log lines when not on a TTY."
+    )
+
+
+class PipelineConfig(StrictModel):
+    """The whole pipeline: inputs, outputs and one section per stage."""
+
+    name: str = Field("default", description="A name for this pipeline, written to the manifest.")
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="WARC files, directories or globs (local, s3://, https://, gs://).",
+    )
+    output: str | None = Field(None, description="Output folder (local path or URL).")
+    reader: ReaderConfig = Field(default_factory=ReaderConfig)
+    url_filter: UrlFilterConfig = Field(default_factory=UrlFilterConfig)
+    extract: ExtractConfig = Field(default_factory=ExtractConfig)
+    langid: LangIdConfig = Field(default_factory=LangIdConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    pii: PiiConfig = Field(default_factory=PiiConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    write: OutputConfig = Field(default_factory=OutputConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes the output (not inputs/output/execution)."""
+        data = self.model_dump(mode="json", exclude={"inputs", "output", "execution", "name"})
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"])
+        value = e.get("input")
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key {path!r}; check the spelling (see docs/configuration.md)")
+        else:
+            shown = json.dumps(value, default=str) if not isinstance(value, dict) else "{...}"
+            if len(shown) > 80:
+                shown = shown[:77] + "..."
+            lines.append(f"{source}: {path}={shown}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set langid.min_score=0.8")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {item!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (values parsed as YAML) to a raw config dict."""
+    for item in overrides:
+        path, value = _parse_override(item)
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = {}
+                node[part] = child
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def build_config(
+    data: dict[str, Any] | None = None, overrides: list[str] | None = None, source: str = "config"
+) -> PipelineConfig:
+    """Validate a raw dict (plus overrides) into a PipelineConfig, raising ConfigError."""
+    raw = dict(data or {})
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PipelineConfig:
+    """Load a pipeline YAML file (or the defaults when ``path`` is None) and apply overrides."""
+    if path is None:
+        return build_config({}, overrides, source="defaults")
+    p = Path(path)
+    if not p.exists():
+        bundled = Path(__file__).parent / "data" / "pipelines" / p.name
+        if bundled.exists():
+            p = bundled
+        else:
+            raise ConfigError(f"{path}: no such config file (ready ones are in pipelines/)")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
+    return build_config(data, overrides, source=str(path))

@@ -1,0 +1,1 @@
+"""Run-wide near-duplicate removal: MinHash signatures, LSH band buckets, clusters."""

@@ -1,0 +1,27 @@
+"""Exceptions raised by dataproc. Every error a user can cause says what to do about it."""
+
+from __future__ import annotations
+
+
+class DataprocError(Exception):
+    """Base class for all errors dataproc raises on purpose."""
+
+
+class ConfigError(DataprocError):
+    """A configuration file, key or value is invalid. The message names key, value and fix."""
+
+
+class InputError(DataprocError):
+    """An input could not be found or opened (bad path, glob matching nothing, ...)."""
+
+
+class OutputError(DataprocError):
+    """The output location cannot be used (holds another run, not writable, ...)."""
+
+
+class TokenizerError(DataprocError):
+    """A tokenizer could not be loaded or failed its integrity check."""
+
+
+class VerifyError(DataprocError):
+    """An output folder failed verification."""

@@ -1,0 +1,1 @@
+"""I/O layer: file systems (local, s3://, gs://, https://), atomic writes, output files."""

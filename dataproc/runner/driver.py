@@ -1,0 +1,343 @@
+"""The run: plan inputs, check the output folder, run the three phases on Ray, finalize.
+
+The driver holds no documents and no signatures: tasks read and write files under ``OUT``
+and return small dicts (stats, file lists). Each finished unit of work leaves a marker in
+``OUT/_work/done/``; a rerun skips what is marked done for the same config, so a crash costs
+only the files in flight, and the final output is byte-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from dataproc import __version__
+from dataproc.config import PipelineConfig
+from dataproc.errors import OutputError
+from dataproc.io import fs
+from dataproc.runner.layout import OutputLayout
+from dataproc.runner.plan import InputFile, plan_inputs
+from dataproc.runner.progress import Progress
+from dataproc.stats import StatsSet
+
+log = logging.getLogger("dataproc")
+
+STATE_VERSION = 1
+
+
+@dataclass
+class RunResult:
+    """What a run produced: where, how much, what failed."""
+
+    out_dir: str
+    inputs: list[InputFile]
+    manifest: dict[str, Any] | None
+    stats: StatsSet
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    reused: dict[str, int] = field(default_factory=dict)
+    executed: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 2
+
+
+def _inputs_digest(inputs: list[InputFile]) -> str:
+    return hashlib.sha256("\n".join(i.path for i in inputs).encode()).hexdigest()[:16]
+
+
+def prepare_output(
+    layout: OutputLayout, config: PipelineConfig, inputs: list[InputFile], overwrite: bool
+) -> None:
+    """Refuse to mix with another run's output unless ``overwrite``; record this run's identity."""
+    state = {
+        "state_version": STATE_VERSION,
+        "fingerprint": config.fingerprint(),
+        "inputs_digest": _inputs_digest(inputs),
+        "num_inputs": len(inputs),
+    }
+    if fs.exists(layout.run_state):
+        old = fs.read_json(layout.run_state)
+        same = all(old.get(k) == v for k, v in state.items())
+        if not same and not overwrite:
+            what = "config" if old.get("fingerprint") != state["fingerprint"] else "list of inputs"
+            raise OutputError(
+                f"{layout.out} holds a run with a different {what}; "
+                "use another --output, or --overwrite to delete it and start again"
+            )
+        if not same:
+            _wipe(layout)
+    else:
+        entries = [e for e in fs.listdir(layout.out)]
+        if entries and not overwrite:
+            raise OutputError(
+                f"{layout.out} is not empty and holds no dataproc run; "
+                "use an empty or new --output folder (or --overwrite to delete its contents)"
+            )
+        if entries:
+            _wipe(layout)
+    fs.makedirs(layout.out)
+    fs.write_json_atomic(layout.run_state, state)
+
+
+def _wipe(layout: OutputLayout) -> None:
+    for e in fs.listdir(layout.out):
+        fs.remove(e, recursive=True)
+
+
+def _read_marker(path: str, fingerprint: str) -> dict[str, Any] | None:
+    if not fs.exists(path):
+        return None
+    try:
+        m = fs.read_json(path)
+    except (OSError, json.JSONDecodeError):
+        return None
+    return m if m.get("fingerprint") == fingerprint else None
+
+
+class _Phase:
+    """Submits one Ray task per unit, collects results, records failures (no scheduling here:
+    Ray places and retries the tasks; we only wait for them)."""
+
+    def __init__(self, name: str, progress: Progress) -> None:
+        self.name = name
+        self.progress = progress
+
+    def run(self, ray: Any, submissions: list[tuple[str, Any]]) -> tuple[dict[str, Any], list[dict]]:
+        results: dict[str, Any] = {}
+        failures: list[dict[str, Any]] = []
+        pending = {ref: key for key, ref in submissions}
+        self.progress.start_phase(self.name, len(pending))
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=self.progress.interval)
+            for ref in done:
+                key = pending.pop(ref)
+                try:
+                    results[key] = ray.get(ref)
+                    self.progress.unit_done(self.name, results[key])
+                except Exception as e:  # noqa: BLE001 - Ray wraps every task error
+                    msg = _short_error(e)
+                    failures.append({"phase": self.name, "unit": key, "error": msg})
+                    log.error("%s failed for %s after retries: %s", self.name, key, msg)
+                    self.progress.unit_failed(self.name, key, msg)
+            self.progress.tick()
+        self.progress.end_phase(self.name)
+        return results, failures
+
+
+def _short_error(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    tail = [line for line in text if line.strip()][-1:] or [type(e).__name__]
+    return f"{type(e).__name__}: {tail[0][:500]}"
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run the whole pipeline described by ``config`` (inputs and output included)."""
+    from dataproc.runner import tasks
+    from dataproc.runner.ray_runtime import ray_session
+    from dataproc.stages.tokenize import tokenizer_info
+
+    started = time.time()
+    if not config.output:
+        raise OutputError("no output folder: give --output PATH")
+    inputs = plan_inputs(config.inputs)
+    layout = OutputLayout(config.output)
+    tok_info = tokenizer_info(config.tokenizer)  # fail fast, before any work, if it can't load
+    prepare_output(layout, config, inputs, overwrite)
+    fp = config.fingerprint()
+    progress = progress or Progress.from_config(config.execution, len(inputs))
+    result = RunResult(out_dir=config.output, inputs=inputs, manifest=None, stats=StatsSet())
+    opts = {
+        "num_cpus": config.execution.cpus_per_task,
+        "max_retries": config.execution.max_retries,
+        "retry_exceptions": True,
+    }
+
+    with ray_session(config.execution) as ray:
+        # Phase 1: per-file filtering.
+        p1_results: dict[str, Any] = {}
+        todo: list[InputFile] = []
+        for inp in inputs:
+            m = _read_marker(layout.phase1_marker(inp.index), fp)
+            if m is not None:
+                p1_results[str(inp.index)] = m
+            else:
+                todo.append(inp)
+        result.reused["phase1"] = len(inputs) - len(todo)
+        result.executed["phase1"] = len(todo)
+        progress.reused("filter", len(inputs) - len(todo), p1_results.values())
+        remote1 = tasks.phase1_remote(ray, opts)
+        subs = [(str(i.index), remote1.remote(i.path, i.index, config, layout.out)) for i in todo]
+        new1, fail1 = _Phase("filter", progress).run(ray, subs)
+        p1_results.update(new1)
+        result.failures += [dict(f, input=inputs[int(f["unit"])].path) for f in fail1]
+        ok_inputs = [i for i in inputs if str(i.index) in p1_results]
+
+        # Phase 2: run-wide dedup over the band keys of every finished file.
+        dedup_summary: dict[str, Any] = {}
+        generation = hashlib.sha256(
+            (fp + ",".join(str(i.index) for i in ok_inputs)).encode()
+        ).hexdigest()[:16]
+        if config.dedup.enabled:
+            m2 = _read_marker(layout.phase2_marker, fp)
+            if m2 is not None and m2.get("generation") == generation:
+                dedup_summary = m2["summary"]
+                result.reused["phase2"] = 1
+            else:
+                dedup_summary, fail2 = _run_dedup(ray, opts, config, layout, ok_inputs, progress)
+                result.failures += fail2
+                if not fail2:
+                    fs.write_json_atomic(
+                        layout.phase2_marker,
+                        {"fingerprint": fp, "generation": generation, "summary": dedup_summary},
+                    )
+                result.executed["phase2"] = 1
+
+        # Phase 3: tokenize and write.
+        p3_results: dict[str, Any] = {}
+        todo3: list[InputFile] = []
+        if not any(f["phase"] == "dedup" for f in result.failures):
+            for inp in ok_inputs:
+                m = _read_marker(layout.phase3_marker(inp.index), fp)
+                if m is not None and m.get("generation") == generation:
+                    p3_results[str(inp.index)] = m
+                else:
+                    todo3.append(inp)
+            result.reused["phase3"] = len(ok_inputs) - len(todo3)
+            result.executed["phase3"] = len(todo3)
+            progress.reused("tokenize", len(ok_inputs) - len(todo3), p3_results.values())
+            remote3 = tasks.phase3_remote(ray, opts)
+            subs = [
+                (str(i.index), remote3.remote(i.path, i.index, config, layout.out, tok_info, generation))
+                for i in todo3
+            ]
+            new3, fail3 = _Phase("tokenize", progress).run(ray, subs)
+            p3_results.update(new3)
+            result.failures += [dict(f, input=inputs[int(f["unit"])].path) for f in fail3]
+
+    # Finalize: stats, manifest, report (on the driver: small data only).
+    stats = StatsSet()
+    for key in sorted(p1_results, key=int):
+        stats = stats + StatsSet.from_list(p1_results[key]["stats"])
+    for key in sorted(p3_results, key=int):
+        stats = stats + StatsSet.from_list(p3_results[key]["stats"])
+    result.stats = stats
+    finished = time.time()
+    result.seconds = finished - started
+    result.manifest = _finalize(
+        config, layout, inputs, p1_results, p3_results, stats, dedup_summary, tok_info,
+        result.failures, started, finished,
+    )
+    progress.finish(result)
+    return result
+
+
+def _run_dedup(
+    ray: Any,
+    opts: dict[str, Any],
+    config: PipelineConfig,
+    layout: OutputLayout,
+    ok_inputs: list[InputFile],
+    progress: Progress,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from dataproc.runner import tasks
+
+    fs.remove(layout.dedup_dir, recursive=True)
+    wanted = {f"{i.index:06d}.parquet" for i in ok_inputs}
+    subs = []
+    remote_edges = tasks.edges_remote(ray, opts)
+    for b in range(config.dedup.num_buckets):
+        files = [p for p in fs.listdir(layout.bucket_dir(b)) if p.rsplit("/", 1)[-1] in wanted]
+        subs.append((str(b), remote_edges.remote(files, layout.edges(b))))
+    edges, failures = _Phase("dedup-buckets", progress).run(ray, subs)
+    if failures:
+        return {}, failures
+    edge_files = [layout.edges(b) for b in range(config.dedup.num_buckets)]
+    remote_clusters = tasks.clusters_remote(ray, opts)
+    summary_res, failures = _Phase("dedup-clusters", progress).run(
+        ray, [("clusters", remote_clusters.remote(edge_files, layout.dedup_dir))]
+    )
+    if failures:
+        return {}, failures
+    summary = summary_res["clusters"]
+    summary["edges"] = int(sum(edges.values()))
+    return summary, []
+
+
+def _finalize(
+    config: PipelineConfig,
+    layout: OutputLayout,
+    inputs: list[InputFile],
+    p1: dict[str, Any],
+    p3: dict[str, Any],
+    stats: StatsSet,
+    dedup_summary: dict[str, Any],
+    tok_info: dict[str, Any],
+    failures: list[dict[str, Any]],
+    started: float,
+    finished: float,
+) -> dict[str, Any]:
+    from dataproc.io.manifest import build_manifest, write_manifest
+    from dataproc.io.token_writer import TokenFileInfo
+
+    files = [
+        TokenFileInfo(**f) for key in sorted(p3, key=int) for f in p3[key]["files"]
+    ]
+    input_entries = []
+    for inp in inputs:
+        try:
+            nbytes = fs.size(inp.path)
+        except (OSError, ValueError):
+            nbytes = None
+        input_entries.append({"index": inp.index, "path": inp.path, "bytes": nbytes})
+    manifest = build_manifest(
+        pipeline=config.name,
+        config=config.model_dump(mode="json"),
+        config_fingerprint=config.fingerprint(),
+        tokenizer=tok_info,
+        inputs=input_entries,
+        files=files,
+        timings={
+            "started": _iso(started),
+            "finished": _iso(finished),
+            "seconds": round(finished - started, 3),
+        },
+    )
+    manifest["complete"] = not failures
+    if failures:
+        manifest["failures"] = sorted(failures, key=lambda f: (f["phase"], f["unit"]))
+    write_manifest(layout.out, manifest)
+
+    languages: dict[str, int] = {}
+    for key in sorted(p1, key=int):
+        for lang, n in p1[key].get("languages", {}).items():
+            languages[lang] = languages.get(lang, 0) + n
+    stats_doc = {
+        "dataproc_version": __version__,
+        "pipeline": config.name,
+        "complete": not failures,
+        "stages": stats.to_list(),
+        "languages_after_filters": dict(sorted(languages.items())),
+        "dedup": dedup_summary,
+        "failures": manifest.get("failures", []),
+    }
+    fs.write_json_atomic(layout.stats, stats_doc)
+    return manifest
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))

@@ -1,0 +1,180 @@
+"""Phase 1, one input file: read → url_filter → extract → langid → quality → pii → minhash.
+
+A plain function over one file: no Ray here. Survivors go to ``_work/docs``, their LSH band keys
+to ``_work/bands``, every drop to ``rejects/``; the completion marker is written last, so a file
+counts as done only once everything it produced is in place.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataproc.config import PipelineConfig
+from dataproc.document import Document
+from dataproc.io import fs
+from dataproc.io.rejects import RejectWriter
+from dataproc.runner.layout import OutputLayout
+from dataproc.stages.base import Stage, run_stage
+from dataproc.stats import StageStats, StatsSet
+
+DOCS_SCHEMA = pa.schema(
+    [
+        ("doc_index", pa.uint64()),
+        ("id", pa.string()),
+        ("url", pa.string()),
+        ("source", pa.string()),
+        ("offset", pa.int64()),
+        ("crawl", pa.string()),
+        ("warc_date", pa.timestamp("us", tz="UTC")),
+        ("language", pa.string()),
+        ("language_score", pa.float32()),
+        ("text", pa.string()),
+    ]
+)
+
+# Stages are expensive to build (fastText model, extraction child process): one set per worker
+# process and config, reused across the files that process handles.
+_STAGE_CACHE: dict[str, list[Stage]] = {}
+
+
+def build_filter_stages(config: PipelineConfig) -> list[Stage]:
+    """The document stages of phase 1 in order, built and set up."""
+    from dataproc.stages.extract import Extractor
+    from dataproc.stages.langid import LanguageId
+    from dataproc.stages.pii import PiiScrubber
+    from dataproc.stages.quality import quality_stages
+    from dataproc.stages.url_filter import UrlFilter
+
+    stages: list[Stage] = []
+    if config.url_filter.enabled:
+        stages.append(UrlFilter(config.url_filter))
+    stages.append(Extractor(config.extract))
+    stages.append(LanguageId(config.langid))
+    stages.extend(quality_stages(config.quality))
+    if config.pii.enabled:
+        stages.append(PiiScrubber(config.pii))
+    for s in stages:
+        s.setup()
+    return stages
+
+
+def cached_filter_stages(config: PipelineConfig) -> list[Stage]:
+    key = config.fingerprint()
+    if key not in _STAGE_CACHE:
+        for stages in _STAGE_CACHE.values():
+            for s in stages:
+                s.close()
+        _STAGE_CACHE.clear()
+        _STAGE_CACHE[key] = build_filter_stages(config)
+    return _STAGE_CACHE[key]
+
+
+def close_cached_stages() -> None:
+    for stages in _STAGE_CACHE.values():
+        for s in stages:
+            s.close()
+    _STAGE_CACHE.clear()
+
+
+class _DocsWriter:
+    """Buffers surviving documents of one input file and writes them as one Parquet file."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list[Any]] = {n: [] for n in DOCS_SCHEMA.names}
+
+    def add(self, d: Document) -> None:
+        c = self.cols
+        c["doc_index"].append(d.doc_index)
+        c["id"].append(d.id)
+        c["url"].append(d.url)
+        c["source"].append(d.source)
+        c["offset"].append(d.offset)
+        c["crawl"].append(d.crawl)
+        c["warc_date"].append(d.warc_date)
+        c["language"].append(d.language)
+        c["language_score"].append(d.language_score)
+        c["text"].append(d.text)
+
+    def write(self, path: str) -> int:
+        table = pa.table(self.cols, schema=DOCS_SCHEMA)
+        with fs.atomic_write(path) as f:
+            pq.write_table(table, f, compression="zstd", row_group_size=2048)
+        return table.num_rows
+
+
+def _count_metadata(docs: Iterator[Document], pii_stats: StageStats | None) -> Iterator[Document]:
+    """Move per-document annotations (PII counts) into stage counters."""
+    for d in docs:
+        if pii_stats is not None:
+            for kind, n in d.metadata.pop("pii", {}).items():
+                if n:
+                    pii_stats.counters[f"pii_{kind}"] += n
+        yield d
+
+
+def run_phase1(
+    input_path: str, input_index: int, config: PipelineConfig, out_dir: str
+) -> dict[str, Any]:
+    """Process one input file through phase 1 and return its marker payload (with stats)."""
+    from dataproc.dedup.buckets import BandKeyWriter
+    from dataproc.dedup.minhash import MinHasher
+    from dataproc.stages.warc_reader import read_warc
+
+    started = time.time()
+    layout = OutputLayout(out_dir)
+    stats = StatsSet()
+    rejects = RejectWriter(layout.rejects(input_index, "filter"))
+    stages = cached_filter_stages(config)
+
+    read_stats = stats.get("read")
+    with fs.open_input(input_path) as stream:
+        docs: Iterator[Document] = read_warc(
+            stream,
+            source=input_path,
+            input_index=input_index,
+            config=config.reader,
+            stats=read_stats,
+            reject=rejects,
+        )
+        for stage in stages:
+            docs = run_stage(stage, docs, stats.get(stage.name), rejects)
+        docs = _count_metadata(docs, stats.get("pii") if "pii" in stats else None)
+
+        writer = _DocsWriter()
+        languages: Counter[str] = Counter()
+        if config.dedup.enabled:
+            hasher = MinHasher(config.dedup)
+            bands = BandKeyWriter(layout.work, input_index, config.dedup)
+            sig_stats = stats.get("minhash")
+            for d in docs:
+                sig_stats.docs_in += 1
+                with sig_stats.timed():
+                    keys = hasher.band_keys(hasher.signature(d.text))
+                    exact = hasher.exact_key(d.text) if config.dedup.exact else None
+                    bands.add(d.doc_index, keys, exact)
+                sig_stats.docs_out += 1
+                languages[d.language or "unknown"] += 1
+                writer.add(d)
+            bands.close()
+        else:
+            for d in docs:
+                languages[d.language or "unknown"] += 1
+                writer.add(d)
+
+    kept = writer.write(layout.docs(input_index))
+    rejects.close()
+    return {
+        "input_index": input_index,
+        "input": input_path,
+        "fingerprint": config.fingerprint(),
+        "docs_kept": kept,
+        "languages": dict(sorted(languages.items())),
+        "stats": stats.to_list(),
+        "seconds": round(time.time() - started, 3),
+    }

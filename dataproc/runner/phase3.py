@@ -1,0 +1,116 @@
+"""Phase 3, one input file: drop run-wide duplicates, tokenize, write tokenized Parquet."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from dataproc.config import PipelineConfig
+from dataproc.document import Document
+from dataproc.io import fs
+from dataproc.io.rejects import RejectWriter
+from dataproc.runner.layout import OutputLayout
+from dataproc.stages.base import run_stage
+from dataproc.stats import StatsSet
+
+_TOKENIZER_CACHE: dict[str, Any] = {}
+
+
+def _tokenizer_stage(config: PipelineConfig) -> Any:
+    from dataproc.stages.tokenize import Tokenizer
+
+    key = config.tokenizer.model_dump_json()
+    if key not in _TOKENIZER_CACHE:
+        stage = Tokenizer(config.tokenizer)
+        stage.setup()
+        _TOKENIZER_CACHE.clear()
+        _TOKENIZER_CACHE[key] = stage
+    return _TOKENIZER_CACHE[key]
+
+
+def _load_removed(path: str) -> dict[int, tuple[int, str]]:
+    if not fs.exists(path):
+        return {}
+    with fs.open_input(path) as f:
+        t = pq.read_table(f)
+    docs = t.column("doc").to_pylist()
+    kept = t.column("kept").to_pylist()
+    reasons = t.column("reason").to_pylist()
+    return {d: (k, r) for d, k, r in zip(docs, kept, reasons, strict=True)}
+
+
+def _iter_docs(path: str) -> Iterator[Document]:
+    with fs.open_input(path) as f:
+        pf = pq.ParquetFile(f)
+        for batch in pf.iter_batches(batch_size=1024):
+            for row in batch.to_pylist():
+                yield Document(
+                    id=row["id"],
+                    url=row["url"],
+                    source=row["source"],
+                    offset=row["offset"],
+                    doc_index=row["doc_index"],
+                    crawl=row["crawl"],
+                    warc_date=row["warc_date"],
+                    text=row["text"],
+                    language=row["language"],
+                    language_score=row["language_score"],
+                )
+
+
+def _remove_stale_parts(layout: OutputLayout, input_index: int) -> None:
+    """A retried task may find complete parts from an earlier attempt: start clean."""
+    pattern = re.compile(rf"part-{input_index:06d}-\d{{4}}\.parquet$")
+    for p in fs.listdir(layout.tokens_dir):
+        if pattern.search(p):
+            fs.remove(p)
+
+
+def run_phase3(
+    input_path: str, input_index: int, config: PipelineConfig, out_dir: str, tokenizer: dict
+) -> dict[str, Any]:
+    """Tokenize the surviving documents of one input file; return its marker payload."""
+    from dataproc.io.token_writer import TokenShardWriter
+
+    started = time.time()
+    layout = OutputLayout(out_dir)
+    stats = StatsSet()
+    rejects = RejectWriter(layout.rejects(input_index, "dedup"))
+    removed = _load_removed(layout.removed(input_index)) if config.dedup.enabled else {}
+    dedup_stats = stats.get("dedup")
+
+    def not_removed(docs: Iterator[Document]) -> Iterator[Document]:
+        for d in docs:
+            dedup_stats.docs_in += 1
+            hit = removed.get(d.doc_index)
+            if hit is None:
+                dedup_stats.docs_out += 1
+                yield d
+            else:
+                kept, reason = hit
+                dedup_stats.drop(reason)
+                rejects.add(d.id, d.url, d.source, d.offset, "dedup", reason, f"kept_doc_index:{kept}")
+
+    _remove_stale_parts(layout, input_index)
+    tokenizer_stage = _tokenizer_stage(config)
+    writer = TokenShardWriter(out_dir, input_index, config.write, tokenizer)
+    docs = not_removed(_iter_docs(layout.docs(input_index)))
+    for d in run_stage(
+        tokenizer_stage, docs, stats.get("tokenize"), rejects, batch_size=config.tokenizer.batch_size
+    ):
+        stats.get("tokenize").counters["tokens"] += len(d.token_ids)
+        writer.write(d)
+    files = writer.close()
+    rejects.close()
+    return {
+        "input_index": input_index,
+        "input": input_path,
+        "fingerprint": config.fingerprint(),
+        "files": [f.__dict__ for f in files],
+        "stats": stats.to_list(),
+        "seconds": round(time.time() - started, 3),
+    }

@@ -1,0 +1,70 @@
+"""The Ray layer: each phase function wrapped as a remote task that writes its own marker.
+
+Nothing here decides where or when work runs — Ray schedules, places and retries the tasks
+(``max_retries`` for crashed workers and lost nodes, ``retry_exceptions`` for errors).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dataproc.config import PipelineConfig
+from dataproc.io import fs
+from dataproc.runner.layout import OutputLayout
+
+
+def phase1_task(input_path: str, input_index: int, config: PipelineConfig, out_dir: str) -> dict:
+    from dataproc.runner.phase1 import run_phase1
+
+    result = run_phase1(input_path, input_index, config, out_dir)
+    fs.write_json_atomic(OutputLayout(out_dir).phase1_marker(input_index), result)
+    return result
+
+
+def phase3_task(
+    input_path: str,
+    input_index: int,
+    config: PipelineConfig,
+    out_dir: str,
+    tokenizer: dict,
+    generation: str,
+) -> dict:
+    from dataproc.runner.phase3 import run_phase3
+
+    result = run_phase3(input_path, input_index, config, out_dir, tokenizer)
+    result["generation"] = generation
+    fs.write_json_atomic(OutputLayout(out_dir).phase3_marker(input_index), result)
+    return result
+
+
+def edges_task(bucket_files: list[str], out_path: str) -> int:
+    from dataproc.dedup.clusters import find_bucket_edges
+
+    return find_bucket_edges(bucket_files, out_path)
+
+
+def clusters_task(edge_files: list[str], out_dir: str) -> dict:
+    from dataproc.dedup.clusters import build_clusters
+
+    summary = build_clusters(edge_files, out_dir)
+    return summary.to_dict() if hasattr(summary, "to_dict") else dict(summary.__dict__)
+
+
+def _remote(ray: Any, fn: Any, opts: dict[str, Any]) -> Any:
+    return ray.remote(fn).options(**opts)
+
+
+def phase1_remote(ray: Any, opts: dict[str, Any]) -> Any:
+    return _remote(ray, phase1_task, opts)
+
+
+def phase3_remote(ray: Any, opts: dict[str, Any]) -> Any:
+    return _remote(ray, phase3_task, opts)
+
+
+def edges_remote(ray: Any, opts: dict[str, Any]) -> Any:
+    return _remote(ray, edges_task, opts)
+
+
+def clusters_remote(ray: Any, opts: dict[str, Any]) -> Any:
+    return _remote(ray, clusters_task, opts)

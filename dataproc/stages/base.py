@@ -1,0 +1,106 @@
+"""The stage contract: a small class with a typed config and one method.
+
+A stage knows nothing of Ray. It is built from its config, loads heavy resources lazily in
+``setup()`` (called once per worker process), and turns documents into documents or
+``Reject``s. ``run_stage`` drives it over a stream, counting everything in a ``StageStats``
+and handing every drop to a reject sink, so that nothing leaves without a trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import ClassVar
+
+from dataproc.document import Document, Reject
+from dataproc.stats import StageStats
+
+RejectSink = Callable[[Document, str, Reject], None]
+"""Called as ``sink(doc, stage_name, reject)`` for every dropped document."""
+
+
+class Stage:
+    """Base class for document stages.
+
+    Subclasses set ``name`` and ``REASONS`` (the fixed set of drop reasons), and implement
+    ``process`` (one document) or, when batching pays off, ``process_batch``.
+    A stage may mutate the document it is given (text, language, metadata) and return it.
+    """
+
+    name: ClassVar[str] = "stage"
+    REASONS: ClassVar[tuple[str, ...]] = ()
+
+    def setup(self) -> None:
+        """Load models or other heavy resources. Called once before the first document."""
+
+    def close(self) -> None:
+        """Release resources (child processes, files). Safe to call twice."""
+
+    def process(self, doc: Document) -> Document | Reject:
+        raise NotImplementedError
+
+    def process_batch(self, docs: Sequence[Document]) -> list[Document | Reject]:
+        return [self.process(d) for d in docs]
+
+    # Stages that change the text report bytes in/out on the text; others leave it as is.
+    def text_bytes(self, doc: Document) -> int:
+        return len(doc.text.encode("utf-8", "surrogatepass"))
+
+
+def run_stage(
+    stage: Stage,
+    docs: Iterable[Document],
+    stats: StageStats,
+    reject: RejectSink,
+    batch_size: int = 1,
+) -> Iterator[Document]:
+    """Run ``stage`` over ``docs``, counting in ``stats`` and sending drops to ``reject``."""
+    if batch_size <= 1:
+        for doc in docs:
+            stats.docs_in += 1
+            stats.bytes_in += stage.text_bytes(doc)
+            with stats.timed():
+                result = stage.process(doc)
+            if isinstance(result, Reject):
+                _check_reason(stage, result)
+                stats.drop(result.reason)
+                reject(doc, stage.name, result)
+            else:
+                stats.docs_out += 1
+                stats.bytes_out += stage.text_bytes(result)
+                yield result
+        return
+
+    batch: list[Document] = []
+    for doc in docs:
+        batch.append(doc)
+        if len(batch) >= batch_size:
+            yield from _run_batch(stage, batch, stats, reject)
+            batch = []
+    if batch:
+        yield from _run_batch(stage, batch, stats, reject)
+
+
+def _run_batch(
+    stage: Stage, batch: list[Document], stats: StageStats, reject: RejectSink
+) -> Iterator[Document]:
+    stats.docs_in += len(batch)
+    stats.bytes_in += sum(stage.text_bytes(d) for d in batch)
+    with stats.timed():
+        results = stage.process_batch(batch)
+    for doc, result in zip(batch, results, strict=True):
+        if isinstance(result, Reject):
+            _check_reason(stage, result)
+            stats.drop(result.reason)
+            reject(doc, stage.name, result)
+        else:
+            stats.docs_out += 1
+            stats.bytes_out += stage.text_bytes(result)
+            yield result
+
+
+def _check_reason(stage: Stage, result: Reject) -> None:
+    if stage.REASONS and result.reason not in stage.REASONS:
+        raise ValueError(
+            f"stage {stage.name!r} dropped a document for {result.reason!r}, "
+            f"which is not one of its REASONS {stage.REASONS}"
+        )

@@ -1,0 +1,11 @@
+"""URL filter (stub: to be implemented)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from dataproc.configbase import StrictModel
+
+
+class UrlFilterConfig(StrictModel):
+    enabled: bool = Field(True, description="Run the URL filter.")

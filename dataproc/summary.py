@@ -1,0 +1,48 @@
+"""The end-of-run summary printed to the terminal."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_summary(result: Any, console: Console | None = None) -> None:
+    """Print the funnel (in/out/dropped per stage), totals and where the output is."""
+    console = console or Console(stderr=False)
+    table = Table(title="dataproc run: documents through the stages", title_justify="left")
+    table.add_column("stage")
+    table.add_column("in", justify="right")
+    table.add_column("out", justify="right")
+    table.add_column("dropped", justify="right")
+    table.add_column("top drop reasons")
+    table.add_column("seconds", justify="right")
+    for s in result.stats:
+        reasons = ", ".join(f"{r} {n:,}" for r, n in s.dropped.most_common(3))
+        table.add_row(
+            s.name, f"{s.docs_in:,}", f"{s.docs_out:,}", f"{s.docs_dropped:,}", reasons,
+            f"{s.seconds:,.1f}",
+        )
+    console.print(table)
+    m = result.manifest or {}
+    totals = m.get("totals", {})
+    out = result.out_dir
+    console.print(
+        f"[bold]{totals.get('rows', 0):,}[/] documents, [bold]{totals.get('tokens', 0):,}[/] tokens "
+        f"({m.get('tokenizer', {}).get('name', '?')}) in {totals.get('files', 0)} Parquet file(s), "
+        f"{result.seconds:,.1f}s"
+    )
+    reused = {k: v for k, v in result.reused.items() if v}
+    if reused:
+        console.print(f"reused from an earlier run: {reused}")
+    console.print(f"output:   {os.path.join(out, 'tokens')}/")
+    console.print(f"manifest: {os.path.join(out, 'manifest.json')}   stats: {os.path.join(out, 'stats.json')}")
+    console.print(f"rejects:  {os.path.join(out, 'rejects')}/ (every dropped document with its reason)")
+    if os.path.exists(os.path.join(out, "report.html")):
+        console.print(f"report:   {os.path.join(out, 'report.html')}")
+    if result.failures:
+        console.print(f"[bold red]{len(result.failures)} unit(s) failed[/]; rerun the same command to retry them:")
+        for f in result.failures:
+            console.print(f"  {f['phase']} {f.get('input', f['unit'])}: {f['error']}")
