@@ -50,6 +50,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="WARC file, directory, glob (quote it) or URL (s3://, gs://, https://); repeatable",
     )
     run.add_argument("--output", "-o", help="output folder (local path or URL)")
+    from dataproc.cli_cluster import add_crawl_args
+
+    add_crawl_args(run)  # --crawl ID --shards A:B --crawl-base-url URL
     run.add_argument(
         "--sample", action="store_true",
         help="generate the bundled sample shard and run on it (output defaults to ./sample-out)",
@@ -68,7 +71,12 @@ def _build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=cmd_config_show)
     cfg.set_defaults(func=lambda a: (cfg.print_help(), EXIT_USAGE)[1])
 
-    for module in ("dataproc.cli_output", "dataproc.cli_extra"):
+    for module in (
+        "dataproc.cli_output",  # verify, inspect, reshard, export-megatron
+        "dataproc.cli_report",  # report
+        "dataproc.cli_eval",  # eval
+        "dataproc.cli_cluster",  # submit, crawl listing
+    ):
         try:
             mod = __import__(module, fromlist=["register"])
         except ImportError:
@@ -106,6 +114,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.overwrite = True  # the sample's default folder is ours to replace
     if args.inputs:
         config.inputs = args.inputs
+    from dataproc.cli_cluster import apply_crawl_args
+
+    apply_crawl_args(args, config)  # --crawl/--shards: the crawl's listing becomes the inputs
     if args.output:
         config.output = args.output
     if args.address:

@@ -100,13 +100,27 @@ class PipelineConfig(StrictModel):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def _section_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The option names of the config section at ``loc`` (for 'unknown key' errors)."""
+    model: Any = PipelineConfig
+    for part in loc:
+        field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
+        if field is None or not hasattr(field.annotation, "model_fields"):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
 def _format_validation_error(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
         path = ".".join(str(p) for p in e["loc"])
         value = e.get("input")
         if e["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key {path!r}; check the spelling (see docs/configuration.md)")
+            allowed = ", ".join(_section_keys(e["loc"][:-1]))
+            lines.append(
+                f"{source}: unknown key {path!r}; valid keys here: {allowed} (see docs/configuration.md)"
+            )
         else:
             shown = json.dumps(value, default=str) if not isinstance(value, dict) else "{...}"
             if len(shown) > 80:

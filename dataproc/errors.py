@@ -25,3 +25,11 @@ class TokenizerError(DataprocError):
 
 class VerifyError(DataprocError):
     """An output folder failed verification."""
+
+
+class DedupError(DataprocError):
+    """Dedup work files are inconsistent (wrong shape, mixed configs) or misused."""
+
+
+class ExtractionError(DataprocError):
+    """Text extraction cannot run (missing optional extractor, sandbox child failed to start)."""

@@ -23,6 +23,8 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 REMOTE_PREFIXES = ("s3://", "gs://", "gcs://", "http://", "https://", "az://", "abfs://", "hf://")
+# Inputs read through dataproc.io.remote (retrying, resuming streams).
+_RESUMABLE_PREFIXES = ("http://", "https://", "s3://", "gs://", "gcs://")
 
 
 def is_remote(path: str) -> bool:
@@ -55,7 +57,15 @@ def makedirs(path: str) -> None:
 
 
 def open_input(path: str, block_size: int = 8 * 1024 * 1024) -> IO[bytes]:
-    """Open a file for streaming binary reads (never downloads it whole first)."""
+    """Open a file for streaming binary reads (never downloads it whole first).
+
+    ``http(s)://``, ``s3://`` and ``gs://`` go through ``dataproc.io.remote``: retries with
+    backoff on throttling and dropped connections, resuming at the failed byte offset.
+    """
+    if path.startswith(_RESUMABLE_PREFIXES):
+        from dataproc.io.remote import open_remote
+
+        return open_remote(path, block_size=block_size)
     fs, inner = get_fs(path)
     if isinstance(fs, LocalFileSystem):
         return open(inner, "rb", buffering=1024 * 1024)

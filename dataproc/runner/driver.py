@@ -19,6 +19,7 @@ from dataproc import __version__
 from dataproc.config import PipelineConfig
 from dataproc.errors import OutputError
 from dataproc.io import fs
+from dataproc.report import build_report_or_warn
 from dataproc.runner.layout import OutputLayout
 from dataproc.runner.plan import InputFile, plan_inputs
 from dataproc.runner.progress import Progress
@@ -159,7 +160,7 @@ def run_pipeline(
     tok_info = tokenizer_info(config.tokenizer)  # fail fast, before any work, if it can't load
     prepare_output(layout, config, inputs, overwrite)
     fp = config.fingerprint()
-    progress = progress or Progress.from_config(config.execution, len(inputs))
+    progress = progress or Progress.from_config(config.execution, len(inputs), layout.out)
     result = RunResult(out_dir=config.output, inputs=inputs, manifest=None, stats=StatsSet())
     opts = {
         "num_cpus": config.execution.cpus_per_task,
@@ -243,6 +244,7 @@ def run_pipeline(
         result.failures, started, finished,
     )
     progress.finish(result)
+    build_report_or_warn(layout.out)  # OUT/report.html (a report problem never fails the run)
     return result
 
 

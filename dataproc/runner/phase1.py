@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -118,10 +118,26 @@ def _count_metadata(docs: Iterator[Document], pii_stats: StageStats | None) -> I
         yield d
 
 
+def _observe(
+    docs: Iterator[Document], stats: StatsSet, on_record: Callable[[Document, StatsSet], None]
+) -> Iterator[Document]:
+    for d in docs:
+        on_record(d, stats)
+        yield d
+
+
 def run_phase1(
-    input_path: str, input_index: int, config: PipelineConfig, out_dir: str
+    input_path: str,
+    input_index: int,
+    config: PipelineConfig,
+    out_dir: str,
+    on_record: Callable[[Document, StatsSet], None] | None = None,
 ) -> dict[str, Any]:
-    """Process one input file through phase 1 and return its marker payload (with stats)."""
+    """Process one input file through phase 1 and return its marker payload (with stats).
+
+    ``on_record(doc, stats)`` (optional) is called for every record read, before the stages
+    see it, with the shard's stats so far (live progress, the offset for error logs).
+    """
     from dataproc.dedup.buckets import BandKeyWriter
     from dataproc.dedup.minhash import MinHasher
     from dataproc.stages.warc_reader import read_warc
@@ -142,6 +158,8 @@ def run_phase1(
             stats=read_stats,
             reject=rejects,
         )
+        if on_record is not None:
+            docs = _observe(docs, stats, on_record)
         for stage in stages:
             docs = run_stage(stage, docs, stats.get(stage.name), rejects)
         docs = _count_metadata(docs, stats.get("pii") if "pii" in stats else None)

@@ -14,10 +14,20 @@ from dataproc.runner.layout import OutputLayout
 
 
 def phase1_task(input_path: str, input_index: int, config: PipelineConfig, out_dir: str) -> dict:
+    from dataproc.logs import shard_log
+    from dataproc.runner.live import task_heartbeat
     from dataproc.runner.phase1 import run_phase1
 
-    result = run_phase1(input_path, input_index, config, out_dir)
-    fs.write_json_atomic(OutputLayout(out_dir).phase1_marker(input_index), result)
+    with shard_log(out_dir, input_index, input_path, "filter") as slog:
+        heartbeat = task_heartbeat(out_dir, "filter", input_index)
+
+        def on_record(doc: Any, stats: Any) -> None:
+            slog.position(doc.offset)  # error lines name the record being processed
+            heartbeat(stats)  # live stage counters, every few seconds
+
+        result = run_phase1(input_path, input_index, config, out_dir, on_record=on_record)
+        fs.write_json_atomic(OutputLayout(out_dir).phase1_marker(input_index), result)
+        slog.info("result", docs_kept=result.get("docs_kept"), stats=result.get("stats"))
     return result
 
 
@@ -29,11 +39,14 @@ def phase3_task(
     tokenizer: dict,
     generation: str,
 ) -> dict:
+    from dataproc.logs import shard_log
     from dataproc.runner.phase3 import run_phase3
 
-    result = run_phase3(input_path, input_index, config, out_dir, tokenizer)
-    result["generation"] = generation
-    fs.write_json_atomic(OutputLayout(out_dir).phase3_marker(input_index), result)
+    with shard_log(out_dir, input_index, input_path, "tokenize") as slog:
+        result = run_phase3(input_path, input_index, config, out_dir, tokenizer)
+        result["generation"] = generation
+        fs.write_json_atomic(OutputLayout(out_dir).phase3_marker(input_index), result)
+        slog.info("result", files=len(result.get("files", [])), stats=result.get("stats"))
     return result
 
 

@@ -1,11 +1,518 @@
-"""PII scrubbing (stub: to be implemented)."""
+"""PII scrubbing: replace emails, public IP addresses, phone numbers, payment cards and IBANs.
+
+Each kind has a candidate regex (linear time: every repeat is bounded or guarded by a
+look-behind, so a match can only start at the beginning of a run) and a validator in Python:
+
+* **email** — ``local@domain.tld``; the last label must be alphabetic (2–24 letters).
+* **ip** — IPv4 dotted quads and IPv6 addresses accepted by :mod:`ipaddress` and *public*:
+  private (10/8, 172.16/12, 192.168/16, ...), loopback, link-local, multicast, unspecified,
+  reserved, shared (100.64/10) and documentation ranges are left alone. **Ambiguous dotted
+  quads rule:** a quad is *not* an address when it touches more dotted numbers (``1.2.3.4.5``,
+  ``.1.2.3.4``), is glued to a letter (``v1.2.3.4``, ``1.2.3.4a``), or is preceded by a version
+  word (``v``, ``ver``, ``ver.``, ``version``, ``release``, ``build``, ``firmware``), or when
+  all four parts are single digits (``1.3.3.9``, ``3.2.2.5``: section and version numbers far
+  more often than hosts; the few such public hosts are resolvers like 1.1.1.1, not personal).
+* **phone** — digit groups with single separators (space, ``.``, ``-``), optional ``+CC``/``00``
+  prefix, ``(area)`` / ``(0)`` parts and an ``x123``/``ext. 123`` extension; 7–15 digits
+  (E.164). Accepted outright when the shape is a phone's (international prefix, area code in
+  parentheses, NANP ``3-3-4``, national trunk ``0…`` with 9+ digits, an extension); any other
+  grouped number, or a bare 8–12 digit number, only with a phone word nearby (``phone``, ``tel``,
+  ``call``, ``fax``, ``mobile``, ...). Dates (``2024-01-15``, ``15.01.2024``), ISBNs, SSN-shaped
+  ``3-2-4`` numbers, numbers after a currency sign, thousands groupings (``1 234 567``) without
+  context and plain numbers without context are never phones.
+* **card** — 13–19 digits, contiguous or in the usual groups (4-4-4-4[-3], 4-6-5, 4-6-4) with
+  spaces or dashes, passing the Luhn check; ISBN-13 prefixes (978/979) and repeated digits are
+  excluded.
+* **iban** — country code, check digits and BBAN, compact or in groups of four, with the
+  country's registered length and a valid ISO 7064 mod-97 checksum.
+
+Detection runs on the original text; overlaps are resolved by priority (email, iban, card, ip,
+phone) then position. The stage never drops a document; counts per kind go to
+``doc.metadata["pii"]`` (the runner adds them to the stage counters as ``pii_<kind>``).
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+import ipaddress
+import re
+from bisect import bisect_left
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator
 
 from dataproc.configbase import StrictModel
+from dataproc.document import Document, Reject
+from dataproc.stages.base import Stage
+
+PiiKind = Literal["email", "ip", "phone", "card", "iban"]
+PII_KINDS: tuple[PiiKind, ...] = ("email", "iban", "card", "ip", "phone")
+"""All kinds, in the priority order used when two detections overlap."""
+
+DEFAULT_PLACEHOLDERS: dict[str, str] = {
+    "email": "<EMAIL>",
+    "ip": "<IP_ADDRESS>",
+    "phone": "<PHONE>",
+    "card": "<CARD_NUMBER>",
+    "iban": "<IBAN>",
+}
 
 
 class PiiConfig(StrictModel):
-    enabled: bool = Field(True, description="Scrub PII.")
+    """Which kinds of PII to replace, and with what."""
+
+    enabled: bool = Field(True, description="Scrub PII (the stage never drops documents).")
+    email: bool = Field(True, description="Replace email addresses.")
+    ip: bool = Field(
+        True, description="Replace public IPv4/IPv6 addresses (private ranges are kept)."
+    )
+    phone: bool = Field(True, description="Replace phone numbers.")
+    card: bool = Field(True, description="Replace Luhn-valid payment card numbers (13–19 digits).")
+    iban: bool = Field(True, description="Replace IBANs with a valid mod-97 checksum.")
+    placeholders: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_PLACEHOLDERS),
+        description="Replacement text per kind (keys: email, ip, phone, card, iban); "
+        "kinds left out keep their default.",
+    )
+
+    @field_validator("placeholders")
+    @classmethod
+    def _check_placeholders(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(DEFAULT_PLACEHOLDERS))
+        if unknown:
+            raise ValueError(
+                f"unknown PII kind(s) {unknown}; use keys from {sorted(DEFAULT_PLACEHOLDERS)}"
+            )
+        return {**DEFAULT_PLACEHOLDERS, **v}
+
+    def kinds(self) -> tuple[PiiKind, ...]:
+        """The enabled kinds, in priority order."""
+        return tuple(k for k in PII_KINDS if getattr(self, k))
+
+
+@dataclass(frozen=True, slots=True)
+class PiiSpan:
+    """One detected entity: ``text[start:end]`` is PII of ``kind``."""
+
+    start: int
+    end: int
+    kind: PiiKind
+
+
+# ----------------------------------------------------------------------------------------------
+# email
+# ----------------------------------------------------------------------------------------------
+
+_EMAIL_RE = re.compile(
+    r"(?<![\w%+'-])[\w.%+'-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}"
+)
+
+
+def find_emails(text: str) -> list[PiiSpan]:
+    """Email addresses whose last domain label is alphabetic."""
+    out = []
+    pos = 0
+    while True:
+        m = _EMAIL_RE.search(text, pos)
+        if m is None:
+            break
+        local, _, domain = m.group(0).partition("@")
+        start = m.start()
+        # A run like "x...john@" matched from its start: trim leading punctuation off the local part.
+        stripped = local.lstrip(".'-")
+        start += len(local) - len(stripped)
+        labels = domain.split(".")
+        end = m.end()
+        # "mail a@b.com.au." keeps the dot out; drop trailing labels that are not a valid TLD.
+        while len(labels) > 1 and not (labels[-1].isalpha() and 2 <= len(labels[-1]) <= 24):
+            end -= len(labels[-1]) + 1
+            labels.pop()
+        # Resume after the kept part: a trimmed tail ("a@b.comx.y@c.org") may start another.
+        pos = max(end, m.start() + 1)
+        if len(labels) < 2 or not stripped.rstrip("."):
+            continue
+        if any(not lab or lab.startswith("-") or lab.endswith("-") for lab in labels):
+            continue
+        out.append(PiiSpan(start, end, "email"))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# ip
+# ----------------------------------------------------------------------------------------------
+
+_IPV4_RE = re.compile(r"(?<![\w.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\w|\.\d)")
+_IPV6_RE = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
+_VERSION_BEFORE_RE = re.compile(
+    r"(?:\bv|\bver\.?|\bversion|\brelease|\brel\.|\bbuild|\bfirmware)\s{0,3}[:#]?\s{0,3}$",
+    re.IGNORECASE,
+)
+
+
+def is_public_ip(address: str) -> bool:
+    """True when ``address`` parses as IPv4/IPv6 and is globally routable (not private etc.)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_unspecified
+        or ip.is_reserved
+        or not ip.is_global
+    )
+
+
+def find_ips(text: str) -> list[PiiSpan]:
+    """Public IPv4 and IPv6 addresses (see the module docstring for the dotted-quad rule)."""
+    out = []
+    for m in _IPV4_RE.finditer(text):
+        if _VERSION_BEFORE_RE.search(text, max(0, m.start() - 16), m.start()):
+            continue
+        if all(len(octet) == 1 for octet in m.group(0).split(".")):
+            continue  # "1.3.3.9", "3.2.2.5": section and version numbers, not addresses
+        if is_public_ip(m.group(0)):
+            out.append(PiiSpan(m.start(), m.end(), "ip"))
+    for m in _IPV6_RE.finditer(text):
+        s = m.group(0)
+        if s.count(":") >= 2 and is_public_ip(s):
+            out.append(PiiSpan(m.start(), m.end(), "ip"))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# card
+# ----------------------------------------------------------------------------------------------
+
+# Wrapped in a look-ahead so every start is tried (overlapping candidates): in "8.8.8.8 4111..."
+# the run starting at the last "8" must not hide the card behind it. Each try is bounded (≤ 37
+# characters), so the scan stays linear.
+_CARD_RE = re.compile(r"(?<![\d-])(?=(\d(?:[ -]?\d){12,18}(?![ -]?\d)))")
+
+
+_CARD_SEP_RE = re.compile(r"[ -]")
+_IBAN_HEAD_BEFORE_RE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2} ?$")
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn (mod 10) check used by payment card numbers."""
+    if not digits.isdigit():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _card_groups_ok(groups: list[int]) -> bool:
+    if len(groups) == 1:
+        return True
+    if groups in ([4, 6, 5], [4, 6, 4]):
+        return True
+    return all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4 and len(groups) >= 4
+
+
+def find_cards(text: str) -> list[PiiSpan]:
+    """Luhn-valid 13–19 digit card numbers, contiguous or in the usual groups."""
+    out: list[PiiSpan] = []
+    for m in _CARD_RE.finditer(text):
+        if out and m.start() < out[-1].end:
+            continue
+        s = m.group(1)
+        groups = [len(g) for g in _CARD_SEP_RE.split(s)]
+        digits = s.replace(" ", "").replace("-", "")
+        if not 13 <= len(digits) <= 19 or not _card_groups_ok(groups):
+            continue
+        if len(digits) == 13 and digits.startswith(("978", "979")):
+            continue  # ISBN-13
+        if len(set(digits)) == 1 or not luhn_valid(digits):
+            continue
+        if _IBAN_HEAD_BEFORE_RE.search(text, max(0, m.start() - 6), m.start()):
+            continue  # the body of an IBAN-like "DE89 3704 ..." whose checksum failed
+        out.append(PiiSpan(m.start(), m.start() + len(s), "card"))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# iban
+# ----------------------------------------------------------------------------------------------
+
+# Registered IBAN lengths per country (SWIFT IBAN registry).
+IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27,
+    "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27,
+    "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HN": 28, "HR": 21, "HU": 28,
+    "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28,
+    "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22,
+    "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23,
+    "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24,
+    "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
+    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}  # fmt: skip
+
+_IBAN_RE = re.compile(
+    r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?(?![A-Za-z0-9])"
+)
+
+
+def iban_valid(iban: str) -> bool:
+    """Registered length for the country and ISO 7064 mod-97 checksum equal to 1."""
+    s = iban.replace(" ", "").upper()
+    if IBAN_LENGTHS.get(s[:2]) != len(s) or not s.isalnum() or not s.isascii():
+        return False
+    rearranged = s[4:] + s[:4]
+    number = "".join(str(int(ch, 36)) for ch in rearranged)
+    return int(number) % 97 == 1
+
+
+def find_ibans(text: str) -> list[PiiSpan]:
+    """IBANs, compact or printed in groups of four, upper or lower case."""
+    return [
+        PiiSpan(m.start(), m.end(), "iban")
+        for m in _IBAN_RE.finditer(text)
+        if iban_valid(m.group(0))
+    ]
+
+
+# ----------------------------------------------------------------------------------------------
+# phone
+# ----------------------------------------------------------------------------------------------
+
+_PHONE_RE = re.compile(
+    r"(?<![\w+])(?<!\w[-.])"
+    r"(?P<intl>(?:\+|\b00)\d{1,3}[ .-]?)?"
+    r"(?P<trunk>\(0\)[ .-]?)?"
+    r"(?P<area>\(\d{1,5}\)[ .-]?)?"
+    r"(?P<body>\d{1,12}(?:[ .-]\d{1,8}){0,6})"
+    r"(?P<ext> ?(?:x|ext\.?|extension) ?\d{1,6})?"
+    r"(?![\w]|[.-]\d)",
+    re.IGNORECASE,
+)
+_PHONE_CONTEXT_RE = re.compile(
+    r"\b(?:phone|phones|telephone|tel|tlf|call|called|calling|mobile|mob|cell|cellphone|fax|"
+    r"desk|office|contact|whatsapp|sms|text|dial|hotline|helpline|reach|answering|messages?|"
+    r"ring|ph|landline)\b",
+    re.IGNORECASE,
+)
+# Identifier words that make a weakly shaped number something other than a phone.
+_NOT_PHONE_CONTEXT_RE = re.compile(
+    r"\b(?:licen[cs]e|passport|account|acct|invoice|order|tracking|reference|ref|routing|"
+    r"ssn|social security|card|serial|isbn|id|tin|tax|vat|ein|patient|policy)\b",
+    re.IGNORECASE,
+)
+_CURRENCY = "$€£¥₹₽₩¢"
+_DATE_SEPARATORS = frozenset("-./")
+
+
+def _plausible_date(groups: list[str]) -> bool:
+    if len(groups) != 3:
+        return False
+    a, b, c = (int(g) for g in groups)
+    la, lc = len(groups[0]), len(groups[2])
+    if la == 4 and len(groups[1]) <= 2 and lc <= 2:
+        return 1000 <= a <= 2999 and 1 <= b <= 12 and 1 <= c <= 31
+    if lc == 4 and la <= 2 and len(groups[1]) <= 2:
+        return 1000 <= c <= 2999 and (
+            (1 <= a <= 31 and 1 <= b <= 12) or (1 <= a <= 12 and 1 <= b <= 31)
+        )
+    return False
+
+
+class _ContextIndex:
+    """Positions of phone words in a text, found once (lazily) and queried by window."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._starts: list[int] | None = None
+        self._ends: list[int] = []
+
+    def near(self, start: int, end: int) -> bool:
+        """Is there a phone word ending in the 40 chars before, or starting in the 25 after?"""
+        if self._starts is None:
+            matches = list(_PHONE_CONTEXT_RE.finditer(self.text))
+            self._starts = [m.start() for m in matches]
+            self._ends = [m.end() for m in matches]
+        i = bisect_left(self._ends, start - 40)
+        if i < len(self._ends) and self._ends[i] <= start:
+            return True
+        j = bisect_left(self._starts, end)
+        return j < len(self._starts) and self._starts[j] < end + 25
+
+
+_PHONE_SEP_RE = re.compile(r"[ .-]")
+_NON_DIGIT_RE = re.compile(r"\D")
+_ISBN_BEFORE_RE = re.compile(r"isbn[\s:-]{0,3}$", re.IGNORECASE)
+
+
+def _is_phone(text: str, m: re.Match[str], context: _ContextIndex) -> bool:
+    if m.end() - m.start() < 7:
+        return False  # fewer than 7 characters cannot hold 7 digits
+    body = m.group("body")
+    intl = m.group("intl")
+    area = m.group("area")
+    ext = m.group("ext")
+    body_seps = _PHONE_SEP_RE.findall(body)
+    groups = _PHONE_SEP_RE.split(body)
+    seps = set(body_seps)
+    if area:
+        groups = [area.strip("() .-"), *groups]
+    digits = "".join(groups)
+    n_intl = len(_NON_DIGIT_RE.sub("", intl or "").removeprefix("00"))
+    n = len(digits) + n_intl
+    if not 7 <= n <= 15:
+        return False
+    before = text[max(0, m.start() - 2) : m.start()].strip()
+    if before and before[-1] in _CURRENCY:
+        return False
+    after = text[m.end() : m.end() + 2].lstrip()
+    if after[:1] in ("%", ",") and after[1:2].isdigit():
+        return False  # "1 234,56" / "12 345%": a formatted number, not a phone
+    if intl:
+        # "00" as an international prefix only counts when the number is grouped ("0044 20 ..."):
+        # a bare run of digits starting with 00 is just a number.
+        grouped = len(groups) > 1 or intl[-1] in " .-"
+        return len(digits) >= 6 and (intl.startswith("+") or grouped)
+    if (
+        not area
+        and len(groups) >= 3
+        and _plausible_date(groups[:3])
+        and set(body_seps[:2]) <= _DATE_SEPARATORS
+    ):
+        return False  # a date, possibly followed by a time
+    if _ISBN_BEFORE_RE.search(text, max(0, m.start() - 8), m.start()):
+        return False
+    lens = [len(g) for g in groups]
+    if lens == [3, 2, 4] and seps == {"-"}:
+        return False  # US social security number shape
+    hyphen_isbn = len(digits) in (10, 13) and seps == {"-"} and len(groups) in (4, 5)
+    if hyphen_isbn and (digits.startswith(("978", "979")) or (len(groups) == 4 and lens[-1] == 1)):
+        return False  # ISBN-13 / ISBN-10 with hyphens
+    if area and area.strip("() .-") and len(groups) >= 2:
+        return True
+    has_context = context.near(m.start(), m.end())
+    if not has_context and _NOT_PHONE_CONTEXT_RE.search(text, max(0, m.start() - 30), m.start()):
+        return False  # "my ssn is 078-051121", "licence number 2270-66-1551"
+    if groups[0].strip("0") == "":
+        return False  # an all-zero leading group is padding, not an area code
+    if ext and len(groups) >= 3:
+        return True
+    nanp = lens in ([3, 3, 4], [1, 3, 3, 4]) and (lens[0] == 3 or groups[0] == "1")
+    if len(seps) <= 1 and nanp and groups[-3][0] in "23456789":
+        return True  # NANP: area code starts 2-9
+    trunk_shape = len(seps) <= 1 and groups[0].startswith("0") and len(groups[0]) >= 2
+    if trunk_shape and len(groups) >= 2 and 9 <= len(digits) <= 12 and max(lens) <= 8:
+        return True  # national number with trunk prefix 0
+    # Weaker shapes need a phone word nearby.
+    if not has_context:
+        return False
+    if len(groups) == 1:
+        return 7 <= len(digits) <= 12
+    if seps == {"."} and len(groups) < 3:
+        return False  # a decimal number
+    return len(seps) <= 1 or seps == {" ", "-"}
+
+
+def find_phones(text: str) -> list[PiiSpan]:
+    """Phone numbers (see the module docstring for the accepted shapes)."""
+    context = _ContextIndex(text)
+    return [
+        PiiSpan(m.start(), m.end(), "phone")
+        for m in _PHONE_RE.finditer(text)
+        if _is_phone(text, m, context)
+    ]
+
+
+# ----------------------------------------------------------------------------------------------
+# scrubbing
+# ----------------------------------------------------------------------------------------------
+
+_MAX_PASSES = 16
+
+_FINDERS = {
+    "email": find_emails,
+    "iban": find_ibans,
+    "card": find_cards,
+    "ip": find_ips,
+    "phone": find_phones,
+}
+
+
+def find_pii(text: str, kinds: tuple[PiiKind, ...] = PII_KINDS) -> list[PiiSpan]:
+    """Non-overlapping PII spans in ``text`` sorted by position; earlier kinds win overlaps."""
+    taken_starts: list[int] = []
+    taken: list[PiiSpan] = []
+    for kind in PII_KINDS:
+        if kind not in kinds:
+            continue
+        for span in _FINDERS[kind](text):
+            i = bisect_left(taken_starts, span.start)
+            if i > 0 and taken[i - 1].end > span.start:
+                continue
+            if i < len(taken) and taken[i].start < span.end:
+                continue
+            taken_starts.insert(i, span.start)
+            taken.insert(i, span)
+    return taken
+
+
+def _replace(
+    text: str, spans: list[PiiSpan], placeholders: dict[str, str], counts: dict[str, int]
+) -> str:
+    parts: list[str] = []
+    pos = 0
+    for s in spans:
+        parts.append(text[pos : s.start])
+        parts.append(placeholders[s.kind])
+        counts[s.kind] += 1
+        pos = s.end
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def scrub(
+    text: str, kinds: tuple[PiiKind, ...] = PII_KINDS, placeholders: dict[str, str] | None = None
+) -> tuple[str, dict[str, int]]:
+    """Replace PII in ``text`` with placeholders; returns the new text and counts per kind.
+
+    A replacement can expose a new match (in ``2606:4700::1111a@b.com`` the email wins, which
+    leaves ``2606:4700::`` standing as an address), so text that changed is scanned again until
+    nothing is found (at most ``_MAX_PASSES`` passes, so a placeholder that itself looks like
+    PII cannot loop forever); the output then holds nothing the detectors would find.
+    """
+    ph = placeholders or DEFAULT_PLACEHOLDERS
+    counts = dict.fromkeys(kinds, 0)
+    for _ in range(_MAX_PASSES):
+        spans = find_pii(text, kinds)
+        if not spans:
+            break
+        text = _replace(text, spans, ph, counts)
+    return text, counts
+
+
+class PiiScrubber(Stage):
+    """Replace PII with typed placeholders; never drops. Counts go to ``doc.metadata["pii"]``."""
+
+    name: ClassVar[str] = "pii"
+    REASONS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: PiiConfig | None = None) -> None:
+        self.config = config or PiiConfig()
+        self._kinds = self.config.kinds()
+
+    def process(self, doc: Document) -> Document | Reject:
+        if not self._kinds or not doc.text:
+            return doc
+        doc.text, counts = scrub(doc.text, self._kinds, self.config.placeholders)
+        doc.metadata["pii"] = counts
+        return doc

