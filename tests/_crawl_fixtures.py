@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from dataproc.logs import read_log
-from tests.warc_builder import WarcBuilder
+from warc_builder import WarcBuilder
 
 _TEXTS = Path(__file__).resolve().parent.parent / "dataproc" / "data" / "sample_pages" / "text"
 _SKIP = ("banned-", "spam-", "lorem-", "short-", "list-")
@@ -115,10 +115,11 @@ class FaultyFileServer:
     """Serves ``files`` (name -> bytes) on 127.0.0.1 with Range/ETag support and faults.
 
     ``fail(name, *faults)`` queues faults for the next requests of ``name``, one per request:
-    ``"503"`` / ``"429"`` (with ``Retry-After: 0``), ``"slowdown"`` (503 with an S3
+    ``"404"`` (a permanent error, once), ``"503"`` / ``"429"`` (with ``Retry-After: 0``), ``"slowdown"`` (503 with an S3
     ``SlowDown`` error body), ``"cut:N"`` (send the headers and N body bytes, then drop the
     connection), ``"stall:N"`` (send N bytes, then hang until ``release()``). ``requests``
-    records ``(name, range_start, status)`` for every request served.
+    records ``(name, range_start, status)`` for every request served; ``client_pids`` the
+    process id behind each request (to find and kill the Ray worker reading a file).
     """
 
     def __init__(self, files: dict[str, bytes], honour_range: bool = True) -> None:
@@ -129,6 +130,7 @@ class FaultyFileServer:
         self.honour_range = honour_range
         self.faults: dict[str, list[str]] = {}
         self.requests: list[tuple[str, int, int]] = []
+        self.client_pids: dict[str, list[int]] = {}  # name -> pid of each reading process
         self.stalled = threading.Event()  # set once a "stall" fault is hanging
         self._release = threading.Event()
         self._lock = threading.Lock()
@@ -185,7 +187,11 @@ class FaultyFileServer:
         with self._lock:
             queue = self.faults.get(name, [])
             fault = queue.pop(0) if queue else None
-        if data is None:
+        pid = _peer_pid(h.client_address[1], self.httpd.server_address[1])
+        if pid is not None:
+            with self._lock:
+                self.client_pids.setdefault(name, []).append(pid)
+        if data is None or fault == "404":
             self._record(name, start, 404)
             h.send_response(404)
             h.send_header("Content-Length", "0")
@@ -241,3 +247,17 @@ class FaultyFileServer:
     def _record(self, name: str, start: int, status: int) -> None:
         with self._lock:
             self.requests.append((name, start, status))
+
+
+def _peer_pid(client_port: int, server_port: int) -> int | None:
+    """The local process that owns the client end of a loopback connection (or None)."""
+    import psutil
+
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.AccessDenied, OSError):
+        return None
+    for c in conns:
+        if c.laddr and c.raddr and c.laddr.port == client_port and c.raddr.port == server_port:
+            return c.pid
+    return None

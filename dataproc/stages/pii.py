@@ -291,7 +291,7 @@ def find_ibans(text: str) -> list[PiiSpan]:
 
 _PHONE_RE = re.compile(
     r"(?<![\w+])(?<!\w[-.])"
-    r"(?P<intl>(?:\+|\b00)\d{1,3}[ .-]?)?"
+    r"(?P<intl>(?:\+|\b00)[1-9]\d{0,2}[ .-]?)?"
     r"(?P<trunk>\(0\)[ .-]?)?"
     r"(?P<area>\(\d{1,5}\)[ .-]?)?"
     r"(?P<body>\d{1,12}(?:[ .-]\d{1,8}){0,6})"

@@ -21,6 +21,7 @@ the allocator keep memory after a huge page; a fresh process gives it back).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pickle
 import subprocess
@@ -139,6 +140,14 @@ class Sandbox:
         """Start the child (if not running) and wait until it has warmed up."""
         if self._proc is not None:
             return
+        fn = self._work_fn
+        while isinstance(fn, functools.partial):
+            fn = fn.func
+        if getattr(fn, "__module__", None) == "__main__":
+            raise ExtractionError(
+                f"the extraction work function {fn!r} is defined in __main__, which the child "
+                "process cannot import; move it into an importable module"
+            )
         try:
             fn_blob = pickle.dumps(self._work_fn)
         except Exception as e:
@@ -175,7 +184,10 @@ class Sandbox:
         except (EOFError, OSError):
             ready = False
         if not ready:
-            code = proc.poll()
+            try:
+                code: int | None = proc.wait(1.0)
+            except subprocess.TimeoutExpired:
+                code = None
             self._kill()
             raise ExtractionError(
                 f"the extraction child did not start within {self._start_timeout:.0f} s "
@@ -183,18 +195,22 @@ class Sandbox:
                 "function's module imports cleanly in a fresh interpreter"
             )
 
-    def call(self, payload: str) -> CallResult:
-        """Run ``work_fn(payload)`` in the child; kill and replace the child on timeout."""
+    def call(self, payload: str, timeout_seconds: float | None = None) -> CallResult:
+        """Run ``work_fn(payload)`` in the child; kill and replace the child on timeout.
+
+        ``timeout_seconds`` overrides the sandbox's default limit for this call.
+        """
+        limit = self._timeout if timeout_seconds is None else timeout_seconds
         self.start()
         send, recv = self._send, self._recv
         if send is None or recv is None:  # start() either sets them or raises
             raise ExtractionError("extraction child is not running")
         try:
             send.send_bytes(payload.encode("utf-8", _CODEC_ERRORS))
-            if not recv.poll(self._timeout):
+            if not recv.poll(limit):
                 self.restarts["timeout"] += 1
                 self._kill()
-                return CallResult("timeout", f"no result after {self._timeout:g} s")
+                return CallResult("timeout", f"no result after {limit:.3g} s")
             reply = recv.recv_bytes()
         except (EOFError, OSError) as e:
             code = self._proc.poll() if self._proc is not None else None

@@ -495,15 +495,6 @@ def parse_warc_fields(payload: bytes) -> dict[str, str]:
 # --------------------------------------------------------------------------------------
 
 
-class _Damage(Exception):
-    """Internal: reading stopped because the input is damaged (``kind`` is an outcome)."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.detail = detail
-
-
 class _FileReader:
     """State for reading one file; see ``read_warc``."""
 
