@@ -69,7 +69,9 @@ class SamplePage:
     that drops it. ``record_id`` is the WARC-Record-ID (bare uuid) of the response or revisit
     record, i.e. the pipeline's ``Document.id``. ``file_index`` / ``ordinal`` locate that record
     (``ordinal`` counts all records of the file from 0, the warcinfo record included), so
-    ``doc_index = (file_index << 32) | ordinal``.
+    ``doc_index = (file_index << 32) | ordinal``. ``language`` is ``""`` and ``pii`` empty for
+    non-page records (``kind == "record"``); ``text`` is the article text as written (paragraphs
+    joined by blank lines, PII unwrapped), which trafilatura returns after the page title.
     """
 
     url: str

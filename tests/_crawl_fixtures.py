@@ -145,6 +145,13 @@ class FaultyFileServer:
             def do_GET(self) -> None:
                 server._serve(self)
 
+            def do_HEAD(self) -> None:  # size lookups (the manifest lists input sizes)
+                data = server.files.get(self.path.lstrip("/"))
+                self.send_response(404 if data is None else 200)
+                self.send_header("Content-Length", str(0 if data is None else len(data)))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import ClassVar
 
 from pydantic import Field, field_validator
@@ -241,32 +242,34 @@ def _duplicates(items: Sequence[str]) -> tuple[int, int]:
     return n, chars
 
 
-def _ngram_len(lengths: Sequence[int], i: int, n: int) -> int:
-    """Characters of the n-gram starting at word i when joined with single spaces."""
-    return sum(lengths[i : i + n]) + n - 1
+def _ngrams(words: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    """All word n-grams, built by zip (C speed) rather than slicing per position."""
+    # strict=False on purpose: the shifted copies are shorter, zip stops at the shortest.
+    return list(zip(*(words[i:] for i in range(n)), strict=False))
 
 
 def _top_ngram_chars(words: Sequence[str], n: int) -> int:
     """Characters covered by the most frequent n-gram: its length × its count (Gopher)."""
-    counts: Counter[tuple[str, ...]] = Counter(
-        tuple(words[i : i + n]) for i in range(len(words) - n + 1)
-    )
+    counts: Counter[tuple[str, ...]] = Counter(_ngrams(words, n))
     if not counts:
         return 0
     gram, count = counts.most_common(1)[0]
     return (sum(map(len, gram)) + n - 1) * count
 
 
-def _dup_ngram_chars(words: Sequence[str], lengths: Sequence[int], n: int) -> int:
-    """Characters in n-grams seen before, skipping ahead past each repeat (datatrove's count)."""
+def _dup_ngram_chars(words: Sequence[str], cum_len: Sequence[int], n: int) -> int:
+    """Characters in n-grams seen before, skipping ahead past each repeat (datatrove's count).
+
+    ``cum_len[i]`` is the total length of ``words[:i]``, so an n-gram's joined length is O(1).
+    """
+    grams = _ngrams(words, n)
     seen: set[tuple[str, ...]] = set()
     chars = 0
     i = 0
-    last = len(words) - n
-    while i <= last:
-        gram = tuple(words[i : i + n])
+    while i < len(grams):
+        gram = grams[i]
         if gram in seen:
-            chars += _ngram_len(lengths, i, n)
+            chars += cum_len[i + n] - cum_len[i] + n - 1
             i += n
         else:
             seen.add(gram)
@@ -326,13 +329,13 @@ class GopherRepetitionFilter(Stage):
             return Reject("dup_line_char_frac", f"{dup_chars / n_chars:.3f} of chars")
 
         words = split_words(text)
-        lengths = [len(w) for w in words]
+        cum_len = [0, *accumulate(map(len, words))]
         for n, limit in cfg.max_top_ngram_char_frac.items():
             frac = _top_ngram_chars(words, n) / n_chars
             if frac > limit:
                 return Reject(f"top_{n}_gram", f"{frac:.3f} > {limit}")
         for n, limit in cfg.max_dup_ngram_char_frac.items():
-            frac = _dup_ngram_chars(words, lengths, n) / n_chars
+            frac = _dup_ngram_chars(words, cum_len, n) / n_chars
             if frac > limit:
                 return Reject(f"duplicated_{n}_n_grams", f"{frac:.3f} > {limit}")
         return doc

@@ -184,10 +184,7 @@ class Sandbox:
         except (EOFError, OSError):
             ready = False
         if not ready:
-            try:
-                code: int | None = proc.wait(1.0)
-            except subprocess.TimeoutExpired:
-                code = None
+            code = self._exit_code()
             self._kill()
             raise ExtractionError(
                 f"the extraction child did not start within {self._start_timeout:.0f} s "
@@ -213,7 +210,7 @@ class Sandbox:
                 return CallResult("timeout", f"no result after {limit:.3g} s")
             reply = recv.recv_bytes()
         except (EOFError, OSError) as e:
-            code = self._proc.poll() if self._proc is not None else None
+            code = self._exit_code()
             self.restarts["crashed"] += 1
             self._kill()
             return CallResult("crashed", f"extraction child died (exit code {code}): {e!r}")
@@ -222,6 +219,15 @@ class Sandbox:
         if reply[:1] == _OK:
             return CallResult("ok", reply[1:].decode("utf-8", _CODEC_ERRORS))
         return CallResult("error", reply[1:].decode("utf-8", "replace"))
+
+    def _exit_code(self) -> int | None:
+        """The child's exit status once its pipe broke (it may take a moment to be reaped)."""
+        if self._proc is None:
+            return None
+        try:
+            return self._proc.wait(1.0)
+        except subprocess.TimeoutExpired:
+            return None
 
     def _maybe_recycle(self) -> None:
         if self._calls >= self._max_calls:

@@ -30,6 +30,7 @@ _SPACELESS_RANGES = (
 )
 
 _TOKEN_RE = re.compile(rf"[{_SPACELESS_RANGES}]|[^\W{_SPACELESS_RANGES}]+|[^\w\s]")
+_WORD_TOKEN_RE = re.compile(rf"[{_SPACELESS_RANGES}]|[^\W{_SPACELESS_RANGES}]+")
 _WORD_CHAR_RE = re.compile(r"\w")
 
 SPACELESS_LANGUAGES: frozenset[str] = frozenset(
@@ -50,7 +51,7 @@ def is_word(token: str) -> bool:
 
 def split_words(text: str) -> list[str]:
     """Words of ``text``: tokens with a word character; punctuation and symbols left out."""
-    return [t for t in _TOKEN_RE.findall(text) if _WORD_CHAR_RE.match(t)]
+    return _WORD_TOKEN_RE.findall(text)
 
 
 def base_language(language: str | None) -> str | None:

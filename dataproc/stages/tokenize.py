@@ -292,10 +292,14 @@ class Tokenizer(Stage):
         enc = self._encoding()
         eot = enc.eot_token
         todo = [i for i, d in enumerate(docs) if d.text.strip()]
+        texts = [docs[i].text for i in todo]
         # encode_ordinary: special-token text in the data is plain text, never a control token.
-        encoded = enc.encode_ordinary_batch(
-            [docs[i].text for i in todo], num_threads=self.config.num_threads
-        )
+        if self.config.num_threads == 1:
+            # Same ids; the batch API's thread pool costs ~25% CPU with a single thread
+            # (measured 7.7 vs 10.0 MB/s per core on extracted Common Crawl text).
+            encoded = [enc.encode_ordinary(t) for t in texts]
+        else:
+            encoded = enc.encode_ordinary_batch(texts, num_threads=self.config.num_threads)
         out: list[Document | Reject] = [Reject("empty_text")] * len(docs)
         for i, ids in zip(todo, encoded, strict=True):
             arr = np.empty(len(ids) + 1, dtype=np.uint32)

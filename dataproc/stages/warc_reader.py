@@ -67,6 +67,8 @@ _OTHER_KNOWN_TYPES = frozenset({"continuation"})
 GZIP_MAGIC = b"\x1f\x8b\x08"
 # Where a resync in an uncompressed WARC may resume: a line that starts a record.
 _PLAIN_RECORD_START = b"\nWARC/"
+# The start of the next record inside a block whose Content-Length was too long (plain WARC).
+_PLAIN_OVERRUN = re.compile(rb"\r?\n\r?\nWARC/\d{1,2}\.\d{1,2}\r?\n")
 _RAW_CHUNK_BYTES = 64 * 1024
 _WARCIO_BLOCK_BYTES = 16 * 1024
 _WARCINFO_MAX_BYTES = 64 * 1024
@@ -521,6 +523,8 @@ class _FileReader:
         self.html_types = {t.strip().lower() for t in config.html_content_types}
         self._started = 0.0
         self._outcome = _OK
+        # A too-long Content-Length swallowed (and counted) the next record(s): see _response.
+        self._swallowed = False
 
     # -- timing: the reader's own work, not the time the consumer spends between yields --
     def _resume(self) -> None:
@@ -668,6 +672,7 @@ class _FileReader:
                     self._outcome = _OK
                     return
                 current.append(record)
+                self._swallowed = False  # a record parsed: the swallowed region is behind us
                 ordinal = self.ordinal
                 self.ordinal += 1
                 self.stats.docs_in += 1
@@ -676,8 +681,9 @@ class _FileReader:
                 kind, reason = self._classify(e)
                 if current:
                     self._drop_damaged(current[0], it, member_offset, reason, e)
-                elif not (quiet and parsed_here == 0):
+                elif not (quiet and parsed_here == 0) and not self._swallowed:
                     self._lost(reason, f"{type(e).__name__}: {e}"[:300])
+                self._swallowed = False
                 self._outcome = kind
                 return
             parsed_here += 1
@@ -820,6 +826,24 @@ class _FileReader:
         limit = cfg.max_payload_bytes
         raw = _read_bounded(record.raw_stream, limit + 1)
         self.stats.bytes_in += len(raw)
+        errors_before = it.err_count
+        offset, inner = self._offset(it, member_offset)  # reads the rest of the record
+        # The block ended before its Content-Length: the file is cut inside this record.
+        # (Plain only: in a gzip member a too-long Content-Length just ends at the member.)
+        cut_short = member_offset is None and int(getattr(record.raw_stream, "limit", 0) or 0) > 0
+        if member_offset is None and it.err_count > errors_before:
+            # Plain WARC whose Content-Length is too long: the block ran into the next
+            # record. Keep only this record's bytes (the next one is lost and counted when
+            # the reader resyncs after it).
+            m = _PLAIN_OVERRUN.search(raw)
+            if m is not None:
+                # Each record start swallowed is a lost record. The parse failure on the
+                # rest of the last one is the same loss: don't count it twice.
+                for _ in _PLAIN_OVERRUN.finditer(raw, m.start()):
+                    self._lost("corrupt_record", "swallowed by a too-long Content-Length")
+                self._swallowed = True
+                raw = raw[: m.start()]
+                self.stats.counters["content_length_overrun"] += 1
         truncated = len(raw) > limit
         body = raw[:limit]
         if "chunked" in (http.get_header("Transfer-Encoding") or "").lower():
@@ -829,7 +853,6 @@ class _FileReader:
         if len(body) > limit:
             truncated = True
             body = body[:limit]
-        offset, inner = self._offset(it, member_offset)  # reads the rest of the record
 
         def drop(reason: str, detail: str) -> None:
             self.stats.drop(reason)
@@ -837,6 +860,9 @@ class _FileReader:
                 self._stub(record, ordinal, offset, inner), STAGE_NAME, Reject(reason, detail)
             )
 
+        if cut_short:
+            drop("truncated_file", f"input ends inside this record after {len(raw)} payload bytes")
+            return None
         if mime is None:
             if not (cfg.sniff_missing_content_type and looks_like_html(body)):
                 drop("non_html", "no content-type and the payload does not look like HTML")
