@@ -7,14 +7,16 @@ run-wide dedup phase has cross-shard work to do.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import json
 import uuid
 from pathlib import Path
 
-from dataproc.logs import read_log
 from warc_builder import WarcBuilder
+
+from dataproc.logs import read_log
 
 _TEXTS = Path(__file__).resolve().parent.parent / "dataproc" / "data" / "sample_pages" / "text"
 _SKIP = ("banned-", "spam-", "lorem-", "short-", "list-")
@@ -244,10 +246,8 @@ class FaultyFileServer:
             h.close_connection = True
             import socket
 
-            try:
+            with contextlib.suppress(OSError):
                 h.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         h.wfile.write(body)
 

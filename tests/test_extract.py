@@ -121,7 +121,12 @@ def test_in_process_extract_text_matches_stage(extractor):
 
 
 def test_empty_pages_rejected_as_empty(extractor):
-    for html in ("", "   \n", "<html><body></body></html>", "<html><body><script>x=1</script></body></html>"):
+    for html in (
+        "",
+        "   \n",
+        "<html><body></body></html>",
+        "<html><body><script>x=1</script></body></html>",
+    ):
         result = extractor.process(_doc(html))
         assert isinstance(result, Reject), html
         assert result.reason == "empty"
@@ -322,3 +327,40 @@ def test_sandbox_works_inside_a_ray_worker(ray_cluster):
     outcomes, children_before_close = ray_cluster.get(task.remote(), timeout=120)
     assert outcomes == ["ok", "timeout", "ok"]
     assert children_before_close == 1
+
+
+_ORPHAN_SCRIPT = """
+import sys, time
+sys.path.insert(0, {tests_dir!r})
+from dataproc.stages.sandbox import Sandbox
+from test_extract import misbehaving_work
+sb = Sandbox(misbehaving_work, timeout_seconds=3600)
+sb.start()
+print(sb.pid, flush=True)
+sb.call("SPIN_FOREVER")
+"""
+
+
+def test_child_dies_with_its_parent_even_mid_page():
+    """A killed parent (e.g. a Ray worker) must not leave a child spinning on a page."""
+    import subprocess
+    import sys
+
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN_SCRIPT.format(tests_dir=tests_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        child_pid = int(parent.stdout.readline())
+        time.sleep(0.3)  # the child is now busy in the endless loop
+        assert psutil.Process(child_pid).status() != psutil.STATUS_ZOMBIE
+    finally:
+        parent.kill()
+        parent.wait(10)
+        parent.stdout.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not _gone(child_pid):
+        time.sleep(0.05)
+    assert _gone(child_pid)

@@ -46,7 +46,9 @@ def reference(ray_cluster, server, tmp_path_factory):
     result = _run(urls, out)
     assert result.ok, result.failures
     digest = output_digest(out)
-    assert any(k.startswith("tokens/") for k in digest) and any(k.startswith("rejects/") for k in digest)
+    assert any(k.startswith("tokens/") for k in digest) and any(
+        k.startswith("rejects/") for k in digest
+    )
     return out, digest
 
 
@@ -143,17 +145,33 @@ def test_driver_killed_mid_run_then_rerun_resumes(server, reference, tmp_path, r
     size = len(srv.files[names[1]])
     srv.fail(names[1], f"stall:{size // 2}")
     address = ray_cluster.get_runtime_context().gcs_address
-    cmd = [sys.executable, "-m", "dataproc", "run", "--address", address, "--output", str(out), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dataproc",
+        "run",
+        "--address",
+        address,
+        "--output",
+        str(out),
+        "--quiet",
+    ]
     for u in urls:
         cmd += ["--input", u]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     marker_dir = out / "_work" / "done"
-    driver = subprocess.Popen(cmd, cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    driver = subprocess.Popen(
+        cmd, cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         # Kill the driver while shard 1 is stalled mid-file and the other shards are done.
         deadline = time.time() + 120
         while time.time() < deadline:
-            done = sorted(p.name for p in marker_dir.glob("*-phase1.json")) if marker_dir.exists() else []
+            done = (
+                sorted(p.name for p in marker_dir.glob("*-phase1.json"))
+                if marker_dir.exists()
+                else []
+            )
             if srv.stalled.is_set() and len(done) == 2:
                 break
             assert driver.poll() is None, driver.stdout.read().decode() if driver.stdout else ""

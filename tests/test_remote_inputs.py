@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+from _crawl_fixtures import FaultyFileServer, output_digest, write_shards
 
 from dataproc.errors import ConfigError, InputError
 from dataproc.io import fs
 from dataproc.io.remote import RemoteReadConfig, open_remote
 from dataproc.runner.crawl import parse_listing, parse_shards, resolve_crawl
-from _crawl_fixtures import FaultyFileServer, output_digest, write_shards
 
 FAST = RemoteReadConfig(initial_backoff_seconds=0.01, max_backoff_seconds=0.05)
 DATA = bytes(range(256)) * 8192  # 2 MiB, every offset distinguishable
@@ -123,7 +123,11 @@ def test_s3_protocol_slowdown_and_cut_resume_with_ranged_get_object(monkeypatch)
         got, raw = _read_all(f"s3://{key}")
         assert got == DATA
         assert [(s, st) for _, s, st in srv.requests] == [
-            (0, 503), (0, 200), (600000, 503), (600000, 206), (700000, 206)
+            (0, 503),
+            (0, 200),
+            (600000, 503),
+            (600000, 206),
+            (700000, 206),
         ]
         assert raw.throttled == 2
         with pytest.raises(InputError, match="S3 404"):
@@ -249,9 +253,7 @@ def _run(inputs: list[str], out: Path):
     from dataproc.config import build_config
     from dataproc.runner.driver import run_pipeline
 
-    config = build_config(
-        {"inputs": inputs, "output": str(out), "execution": {"progress": "none"}}
-    )
+    config = build_config({"inputs": inputs, "output": str(out), "execution": {"progress": "none"}})
     return run_pipeline(config)
 
 
@@ -266,8 +268,14 @@ def test_pipeline_output_is_identical_through_throttling_and_cuts(
 
     sizes = {p.name: p.stat().st_size for p in paths}
     for p in paths:
-        srv.fail(p.name, "503", "slowdown", f"cut:{sizes[p.name] // 3}", "429",
-                 f"cut:{sizes[p.name] // 4}")
+        srv.fail(
+            p.name,
+            "503",
+            "slowdown",
+            f"cut:{sizes[p.name] // 3}",
+            "429",
+            f"cut:{sizes[p.name] // 4}",
+        )
     before = len(srv.requests)
     faulty = _run(urls, tmp_path / "faulty")
     assert faulty.ok, faulty.failures

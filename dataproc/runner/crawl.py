@@ -71,7 +71,9 @@ def parse_listing(data: bytes, source: str) -> list[str]:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as e:
-            raise InputError(f"{source}: corrupt gzip listing ({e}); rerun to fetch it again") from e
+            raise InputError(
+                f"{source}: corrupt gzip listing ({e}); rerun to fetch it again"
+            ) from e
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

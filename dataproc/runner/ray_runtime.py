@@ -53,6 +53,9 @@ def ray_session(exec_config: ExecutionConfig) -> Iterator[Any]:
         kwargs["runtime_env"] = {"env_vars": env_vars}
     if address is None:
         kwargs.update(
+            # "local" always starts a fresh cluster: never join one that merely happens to run
+            # on this machine (another user's, a test's) without being asked to.
+            address="local",
             num_cpus=exec_config.workers or os.cpu_count() or 1,
             include_dashboard=exec_config.include_dashboard,
             dashboard_host="127.0.0.1",

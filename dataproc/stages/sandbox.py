@@ -77,8 +77,30 @@ def _child_loop(conn: Connection, work_fn: WorkFn, warmup: str | None) -> None:
             return
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this child when its parent dies (even mid-page, in C code).
+
+    Without it, a child stuck in a runaway page would outlive a crashed or killed Ray worker.
+    Elsewhere (non-Linux) an idle child still exits on pipe EOF.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def _child_entry(read_fd: int, write_fd: int) -> None:
     """Entry point of ``python -m dataproc.stages.sandbox READ_FD WRITE_FD``."""
+    _die_with_parent()
     conn_in = Connection(read_fd, writable=False)
     conn_out = Connection(write_fd, readable=False)
     # The first message carries the parent's sys.path (so the work function's module imports

@@ -63,6 +63,8 @@ class TokenIterableDataset(IterableDataset):
         # Built in the main process too: validates the output early and gives len().
         self._loader = TokenLoader(out_dir, seq_len, epoch=epoch, **self._kwargs)
         self._loader.close()
+        self.vocab_size: int = self._loader.vocab_size  # for sizing the embedding
+        self.eot_id: int = self._loader.eot_id
 
     def __len__(self) -> int:
         """Batches per epoch for this rank (from the current position on)."""
