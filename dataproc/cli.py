@@ -156,6 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     except DataprocError as e:
         print(f"dataproc: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as e:
+        # Disk full or permission lost mid-run: finished work is kept (atomic files, markers).
+        where = f"{e.filename}: " if e.filename else ""
+        print(
+            f"dataproc: error: {where}{e.strerror or e}; free space or fix permissions, "
+            "then rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED_UNITS
     except KeyboardInterrupt:
         print("dataproc: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -236,13 +236,18 @@ def _check_tokenizer(manifest: dict, result: VerifyResult) -> Any:
     if info is None:
         result.checked["tokenizer"] = f"not checked: {why}"
         return None
+    mismatched = False
     for key in ("rank_file_sha256", "vocab_size", "eot_id"):
         if info.get(key) is not None and tok.get(key) != info.get(key):
+            mismatched = True
             result.problems.append(
                 f"tokenizer {tok['name']}: manifest {key}={tok.get(key)!r} but the local "
                 f"tokenizer has {info.get(key)!r}; the output was made with different ranks, "
                 "so decoding (and mixing with other data) would be wrong"
             )
+    if mismatched:
+        result.checked["tokenizer"] = "differs from the local rank file"
+        return None  # decoding samples with the wrong ranks would only add noise
     result.checked["tokenizer"] = "matches local rank file"
     return encoding
 

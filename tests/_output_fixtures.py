@@ -22,7 +22,8 @@ TOKENIZER = {
     "vocab_size": VOCAB,
     "eot_id": EOT,
     "eot_token": "<|endoftext|>",
-    "rank_file_sha256": "0" * 64,
+    # sha256 of the official cl100k_base.tiktoken rank file (what tokenizer_info reports)
+    "rank_file_sha256": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
     "dtype": "uint32",
 }
 

@@ -49,10 +49,14 @@ def _doc(html: str, i: int = 0) -> Document:
 _HOARD: list[bytes] = []
 
 
-def misbehaving_work(html: str) -> str:
-    """Real extraction, except for marker pages that hang, spin, raise, crash or hog memory."""
+def _misbehave(html: str) -> str | None:
+    """Act out the marker in ``html`` (hang, spin, raise, crash, hog memory), if any."""
     if "SLEEP_FOREVER" in html:
         time.sleep(3600)
+    if "SPIN_BRIEFLY" in html:  # ~0.6 s of wall time, mostly sleeping: little CPU
+        for _ in range(30):
+            time.sleep(0.02)
+        return "slept " * 20
     if "SPIN_FOREVER" in html:
         while True:  # pure-Python busy loop: only a kill stops it
             pass
@@ -63,7 +67,19 @@ def misbehaving_work(html: str) -> str:
     if "HOG_MEMORY" in html:
         _HOARD.append(b"x" * (80 << 20))  # touched pages, so RSS really grows
         return "hog " * 20
-    return extract_text(html, ExtractConfig())
+    return None
+
+
+def misbehaving_work(html: str) -> str:
+    """Real trafilatura extraction, except for marker pages."""
+    acted = _misbehave(html)
+    return acted if acted is not None else extract_text(html, ExtractConfig())
+
+
+def misbehaving_echo(html: str) -> str:
+    """Echo (no trafilatura import, so children start fast), except for marker pages."""
+    acted = _misbehave(html)
+    return acted if acted is not None else html
 
 
 def echo_work(html: str) -> str:
@@ -192,7 +208,8 @@ def test_missing_resiliparse_names_the_install_command(monkeypatch):
 def test_timeout_kills_child_and_next_pages_still_extract(marker):
     before = _sandbox_children()
     stage = Extractor(
-        ExtractConfig(timeout_seconds=0.5, timeout_seconds_per_mib=0), work_fn=misbehaving_work
+        ExtractConfig(timeout_seconds=0.5, timeout_seconds_per_mib=0, timeout_wall_multiplier=3),
+        work_fn=misbehaving_work,
     )
     stage.setup()
     try:
@@ -202,7 +219,11 @@ def test_timeout_kills_child_and_next_pages_still_extract(marker):
         result = stage.process(_doc(f"<html><body>{marker}</body></html>"))
         elapsed = time.monotonic() - start
         assert result == Reject("timeout", result.detail)
-        assert 0.5 <= elapsed < 3.0
+        # Spinning burns the 0.5 CPU-second budget; sleeping uses none and meets the wall cap
+        # (3 x 0.5 s). Either way the page is cut, not waited out.
+        assert 0.5 <= elapsed < 1.5 + 2.0
+        if marker == "SLEEP_FOREVER":
+            assert elapsed >= 1.5
         assert _gone(first_pid)  # killed and reaped, not left running in the background
         assert stage.restarts["timeout"] == 1
         # A fresh child extracts the following pages.
@@ -214,6 +235,17 @@ def test_timeout_kills_child_and_next_pages_still_extract(marker):
     finally:
         stage.close()
     assert _sandbox_children() <= before
+
+
+def test_limit_counts_cpu_time_not_wall_time():
+    """A page that waits (no CPU) longer than the limit, but under the wall cap, is kept."""
+    sandbox = Sandbox(misbehaving_echo, timeout_seconds=0.3, wall_factor=10)
+    try:
+        assert sandbox.call("SPIN_BRIEFLY").status == "ok"
+        assert sandbox.restarts["timeout"] == 0
+        assert sandbox.call("SPIN_FOREVER").status == "timeout"
+    finally:
+        sandbox.close()
 
 
 def test_exception_in_extractor_is_extraction_error_and_child_survives():
@@ -231,14 +263,14 @@ def test_exception_in_extractor_is_extraction_error_and_child_survives():
 
 def test_crashed_child_is_replaced():
     before = _sandbox_children()
-    stage = Extractor(ExtractConfig(), work_fn=misbehaving_work)
+    stage = Extractor(ExtractConfig(), work_fn=misbehaving_echo)
     try:
         result = stage.process(_doc("<html>HARD_CRASH</html>"))
         assert result.reason == "extraction_error"
         assert "exit code 3" in result.detail
         assert stage.restarts["crashed"] == 1
         doc = stage.process(_doc(ARTICLE_PAGE))
-        assert isinstance(doc, Document)
+        assert isinstance(doc, Document) and doc.text == ARTICLE_PAGE.strip()
     finally:
         stage.close()
     assert _sandbox_children() <= before
@@ -262,7 +294,7 @@ def test_child_recycled_after_max_pages():
 
 
 def test_child_recycled_when_rss_exceeds_limit():
-    sandbox = Sandbox(misbehaving_work, timeout_seconds=30, max_rss_bytes=64 << 20)
+    sandbox = Sandbox(misbehaving_echo, timeout_seconds=30, max_rss_bytes=64 << 20)
     try:
         sandbox.start()
         first = sandbox.pid
@@ -271,7 +303,7 @@ def test_child_recycled_when_rss_exceeds_limit():
             sandbox.call("HOG_MEMORY")
         assert sandbox.restarts["rss"] == 1
         assert sandbox.pid is None and _gone(first)  # type: ignore[arg-type]
-        assert sandbox.call("<html>" + ARTICLE_PAGE).status == "ok"
+        assert sandbox.call(ARTICLE_PAGE).value == ARTICLE_PAGE
     finally:
         sandbox.close()
 
@@ -304,7 +336,8 @@ def test_in_process_mode_has_no_child():
 
 def _extract_in_ray_worker() -> tuple[list[str], int]:
     stage = Extractor(
-        ExtractConfig(timeout_seconds=0.5, timeout_seconds_per_mib=0), work_fn=misbehaving_work
+        ExtractConfig(timeout_seconds=0.5, timeout_seconds_per_mib=0, timeout_wall_multiplier=2),
+        work_fn=misbehaving_work,
     )
     stage.setup()
     try:
@@ -333,8 +366,8 @@ _ORPHAN_SCRIPT = """
 import sys, time
 sys.path.insert(0, {tests_dir!r})
 from dataproc.stages.sandbox import Sandbox
-from test_extract import misbehaving_work
-sb = Sandbox(misbehaving_work, timeout_seconds=3600)
+from test_extract import misbehaving_echo
+sb = Sandbox(misbehaving_echo, timeout_seconds=3600)
 sb.start()
 print(sb.pid, flush=True)
 sb.call("SPIN_FOREVER")

@@ -70,7 +70,7 @@ def test_a_file_that_changes_mid_read_is_an_error_not_a_splice():
 
 
 def test_missing_file_fails_at_open_with_the_url():
-    with FaultyFileServer({}) as srv, pytest.raises(InputError, match="HTTP 404.*check the URL"):
+    with FaultyFileServer({}) as srv, pytest.raises(InputError, match=r"HTTP 404.*check the URL"):
         open_remote(srv.url("nope.warc.gz"), config=FAST)
 
 
@@ -78,7 +78,7 @@ def test_gives_up_after_repeated_failures_without_progress():
     cfg = RemoteReadConfig(initial_backoff_seconds=0.0, max_failures_without_progress=3)
     with FaultyFileServer({"a": DATA}) as srv:
         srv.fail("a", "503", "503", "503", "503")
-        with pytest.raises(InputError, match="after 3 failed attempts.*MAX_FAILURES"):
+        with pytest.raises(InputError, match=r"after 3 failed attempts.*MAX_FAILURES"):
             open_remote(srv.url("a"), config=cfg)
 
 
@@ -288,6 +288,17 @@ def test_pipeline_output_is_identical_through_throttling_and_cuts(
         starts = [s for name, s, st in served if name == p.name and st == 206]
         assert sizes[p.name] // 3 in starts, served
 
+    # Each retry is in the shard's own log, with the byte offset it resumed at.
+    from dataproc.logs import read_log
+
+    warnings = [
+        r["msg"]
+        for log in sorted((tmp_path / "faulty" / "logs").glob("0*.log"))
+        for r in read_log(str(log))
+        if r["level"] == "WARNING"
+    ]
+    assert any("resuming at byte" in m and "HTTP 503" in m for m in warnings), warnings
+
     # The same shards read from local disk give the same documents and tokens.
     local = _run([str(p) for p in paths], tmp_path / "local")
     assert local.ok, local.failures
@@ -335,7 +346,21 @@ def test_s3_reads_against_moto_server(monkeypatch):
             assert f.read(10) == DATA[1_000_003:1_000_013]
             assert f.seek(-5, os.SEEK_END) == len(DATA) - 5
             assert f.read() == DATA[-5:]
-        with pytest.raises(InputError, match="NoSuchKey|404"):
+        with pytest.raises(InputError, match=r"NoSuchKey|404"):
             open_remote("s3://commoncrawl/x/missing.warc.gz", config=FAST)
     finally:
         server.stop()
+
+
+def test_submit_builds_the_job_entrypoint_and_runtime_env(tmp_path):
+    from dataproc.cli_cluster import build_entrypoint, build_runtime_env
+
+    assert build_entrypoint(["--", "run", "--crawl", "CC-MAIN-2024-22", "-o", "s3://b/o x"]) == (
+        "python -m dataproc run --crawl CC-MAIN-2024-22 -o 's3://b/o x'"
+    )
+    assert build_entrypoint(["--input", "a.warc.gz"]) == "python -m dataproc run --input a.warc.gz"
+    env = build_runtime_env(str(tmp_path), {"DATAPROC_REMOTE_CHUNK_BYTES": "65536", "HOME": "/x"})
+    assert env["working_dir"] == str(tmp_path) and ".git" in env["excludes"]
+    assert env["env_vars"] == {"DATAPROC_REMOTE_CHUNK_BYTES": "65536"}
+    with pytest.raises(ConfigError, match="--working-dir"):
+        build_runtime_env(str(tmp_path / "missing"), {})

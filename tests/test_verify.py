@@ -141,3 +141,32 @@ def test_incomplete_run_flagged(out):
     m["complete"] = False
     write_manifest(str(out), m)
     assert "incomplete" in _problems(out)
+
+
+def test_tokenizer_hash_mismatch(out):
+    pytest.importorskip("dataproc.stages.tokenize").load_encoding  # noqa: B018
+    m = read_manifest(str(out))
+    m["tokenizer"]["rank_file_sha256"] = "0" * 64
+    write_manifest(str(out), m)
+    assert "different ranks" in _problems(out)
+
+
+def test_clean_output_checks_tokenizer_and_decodes_samples(out):
+    tokenize = pytest.importorskip("dataproc.stages.tokenize")
+    if not hasattr(tokenize, "load_encoding"):
+        pytest.skip("tokenizer loader not available")
+    r = verify_output(str(out), sample_docs=3)
+    assert r.ok, r.problems
+    assert r.checked["tokenizer"] == "matches local rank file"
+    assert len(r.checked["samples"]) == 3
+
+
+def test_cli_exit_codes(out, capsys):
+    from dataproc.cli import main
+
+    assert main(["verify", str(out)]) == 0
+    assert main(["inspect", str(out)]) == 0
+    assert "tokens by language" in capsys.readouterr().out
+    (out / "tokens" / "stray.parquet").write_bytes(b"x")
+    assert main(["verify", str(out)]) == 2
+    assert "stray.parquet" in capsys.readouterr().err

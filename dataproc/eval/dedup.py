@@ -19,8 +19,8 @@ Definitions (also in docs/quality.md):
 * Pair precision / recall: |true ∩ predicted pairs| / |predicted pairs| and / |true pairs|.
 * Removal precision: share of removed documents whose kept document is in their truth
   cluster; removal recall: correct removals / (Σ over truth clusters of members − 1).
-* Brute force: exact Jaccard of the same 5-word shingle sets MinHash uses, for every pair of a
-  sample of documents (whole truth clusters drawn at random until the sample is full); a pair
+* Brute force: exact Jaccard of the same 5-word shingle sets MinHash uses, for every pair of
+  documents (or of a sample: whole truth clusters drawn at random until it is full); a pair
   is *caught* when both documents end in one predicted cluster, *candidate* when they share
   an LSH band (or the exact-text key) directly.
 """
@@ -33,7 +33,7 @@ import json
 import os
 import random
 import tempfile
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -171,9 +171,9 @@ def _pairs_of(groups: dict[Any, list[int]]) -> set[tuple[int, int]]:
     }
 
 
-def _sample_clusters(
-    cluster_of: dict[int, Any], sample_docs: int, seed: int
-) -> list[int]:
+def _sample_clusters(cluster_of: dict[int, Any], sample_docs: int | None, seed: int) -> list[int]:
+    if sample_docs is None or sample_docs >= len(cluster_of):
+        return sorted(cluster_of)
     groups: dict[Any, list[int]] = defaultdict(list)
     for i, c in cluster_of.items():
         groups[c].append(i)
@@ -190,7 +190,7 @@ def _sample_clusters(
 def evaluate_dedup_warc(
     warc: str,
     truth_path: str,
-    sample_docs: int = 800,
+    sample_docs: int | None = None,
     seed: int = 0,
     workers: int = 1,
     config: Any = None,
@@ -236,6 +236,10 @@ def evaluate_dedup_warc(
     correct = [(d, k) for d, k in removals if cluster_of[d] == cluster_of[k]]
     wrong = [(d, k) for d, k in removals if cluster_of[d] != cluster_of[k]]
     wrong_j = [jaccard(sh(d), sh(k)) for d, k in wrong]
+    removal_j = [jaccard(sh(d), sh(k)) for d, k in removals]
+    removal_bins = {
+        _bin_label(lo, hi): sum(lo <= j < hi for j in removal_j) for lo, hi in JACCARD_BINS
+    }
     should_remove = sum(len(m) - 1 for m in truth_groups.values())
     wrong_examples = [
         {"removed": pages[d][2], "kept": pages[k][2], "jaccard": round(j, 4)}
@@ -309,6 +313,8 @@ def evaluate_dedup_warc(
         "removal_precision_counting_unlabelled_j_ge_0_8": (
             (len(correct) + sum(j >= 0.8 for j in wrong_j)) / len(removals) if removals else None
         ),
+        "removal_jaccard_bins": removal_bins,
+        "removals_j_ge_0_5": sum(j >= 0.5 for j in removal_j),
         "wrong_removal_examples": wrong_examples,
         "recall_by_kind": {
             k: {"pairs": len(v), "caught": sum(v), "recall": sum(v) / len(v)}
@@ -377,7 +383,7 @@ def evaluate_dedup(
     warc: str | None = None,
     truth: str | None = None,
     near_dup_corpus: str | None = None,
-    sample_docs: int = 800,
+    sample_docs: int | None = None,
     seed: int = 0,
     workers: int = 1,
 ) -> dict[str, Any]:
@@ -399,6 +405,3 @@ def evaluate_dedup(
         result["near_dup_corpus"] = evaluate_near_dup_corpus(near_dup_corpus, cfg)
     return result
 
-
-def _counter_dict(c: Counter[str]) -> dict[str, int]:
-    return dict(sorted(c.items()))

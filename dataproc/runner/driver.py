@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,10 @@ def prepare_output(
         "inputs_digest": _inputs_digest(inputs),
         "num_inputs": len(inputs),
     }
+    if not fs.is_remote(layout.out) and os.path.isfile(layout.out):
+        # fsspec lists a file as its own only entry: without this it would be called "not
+        # empty", and --overwrite would delete it.
+        raise OutputError(f"--output {layout.out} is a file, not a folder; give a folder path")
     if fs.exists(layout.run_state):
         old = fs.read_json(layout.run_state)
         same = all(old.get(k) == v for k, v in state.items())
@@ -86,8 +91,14 @@ def prepare_output(
             )
         if entries:
             _wipe(layout)
-    fs.makedirs(layout.out)
-    fs.write_json_atomic(layout.run_state, state)
+    try:
+        fs.makedirs(layout.out)
+        fs.write_json_atomic(layout.run_state, state)
+    except OSError as e:
+        raise OutputError(
+            f"cannot write to {layout.out}: {e.strerror or e}; make it writable (and check free "
+            "space) or choose another --output"
+        ) from None
 
 
 def _wipe(layout: OutputLayout) -> None:

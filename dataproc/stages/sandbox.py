@@ -13,6 +13,10 @@ it re-runs the parent's ``__main__`` file in the child: inside a Ray worker that
 ``default_worker.py``, and in a user script without an ``if __name__ == "__main__"`` guard it
 fails outright. The work function is pickled once, at start-up, together with ``sys.path``.
 
+The time limit is on the child's CPU time (read from ``/proc``), not wall time, so a page is
+not dropped just because the node is oversubscribed and results do not depend on load; a child
+that stalls without using CPU is stopped after ``wall_factor`` times the limit in wall time.
+
 The child is replaced: after a timeout (SIGKILL, then wait), when it dies, after
 ``max_calls_per_child`` calls, and when its resident memory exceeds ``max_rss_bytes`` (lxml and
 the allocator keep memory after a huge page; a fresh process gives it back).
@@ -26,6 +30,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -44,6 +49,8 @@ _CODEC_ERRORS = "surrogatepass"
 # How often (in calls) the parent reads the child's RSS; /proc reads are cheap but not free.
 _RSS_CHECK_EVERY_CALLS = 16
 _JOIN_SECONDS = 5.0
+_MIN_POLL_SECONDS = 0.02
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +146,7 @@ class Sandbox:
         max_rss_bytes: int = 1 << 30,
         warmup: str | None = None,
         start_timeout_seconds: float = 120.0,
+        wall_factor: float = 4.0,
     ) -> None:
         self._work_fn = work_fn
         self._timeout = timeout_seconds
@@ -146,6 +154,7 @@ class Sandbox:
         self._max_rss = max_rss_bytes
         self._warmup = warmup
         self._start_timeout = start_timeout_seconds
+        self._wall_factor = max(1.0, wall_factor)
         self._proc: subprocess.Popen[bytes] | None = None
         self._send: Connection | None = None
         self._recv: Connection | None = None
@@ -217,6 +226,9 @@ class Sandbox:
     def call(self, payload: str, timeout_seconds: float | None = None) -> CallResult:
         """Run ``work_fn(payload)`` in the child; kill and replace the child on timeout.
 
+        The limit is on the child's CPU time (Linux; wall time elsewhere), so a page is not
+        dropped just because the node is oversubscribed; a child that stalls without using
+        CPU is stopped after ``wall_factor`` times the limit in wall time.
         ``timeout_seconds`` overrides the sandbox's default limit for this call.
         """
         limit = self._timeout if timeout_seconds is None else timeout_seconds
@@ -225,11 +237,12 @@ class Sandbox:
         if send is None or recv is None:  # start() either sets them or raises
             raise ExtractionError("extraction child is not running")
         try:
+            cpu_start = self._child_cpu_seconds()
             send.send_bytes(payload.encode("utf-8", _CODEC_ERRORS))
-            if not recv.poll(limit):
+            if not self._wait(recv, limit, cpu_start):
                 self.restarts["timeout"] += 1
                 self._kill()
-                return CallResult("timeout", f"no result after {limit:.3g} s")
+                return CallResult("timeout", f"no result within {limit:.3g} s")
             reply = recv.recv_bytes()
         except (EOFError, OSError) as e:
             code = self._exit_code()
@@ -241,6 +254,40 @@ class Sandbox:
         if reply[:1] == _OK:
             return CallResult("ok", reply[1:].decode("utf-8", _CODEC_ERRORS))
         return CallResult("error", reply[1:].decode("utf-8", "replace"))
+
+    def _wait(self, recv: Connection, limit: float, cpu_start: float | None) -> bool:
+        """Wait for a reply; False once the child used ``limit`` CPU seconds (or wall cap)."""
+        wall_deadline = time.monotonic() + limit * self._wall_factor
+        used = 0.0
+        while True:
+            # CPU time never runs faster than wall time, so the budget cannot be exhausted
+            # before another `limit - used` seconds have passed: sleep in the poll till then.
+            remaining_wall = wall_deadline - time.monotonic()
+            step = min(max(limit - used, _MIN_POLL_SECONDS), max(remaining_wall, 0.0))
+            if recv.poll(step):
+                return True
+            if time.monotonic() >= wall_deadline:
+                return False
+            cpu_now = self._child_cpu_seconds()
+            if cpu_start is None or cpu_now is None:
+                return False  # no CPU accounting here: the limit is wall time
+            used = cpu_now - cpu_start
+            if used >= limit:
+                return False
+
+    def _child_cpu_seconds(self) -> float | None:
+        """User + system CPU seconds of the child so far (None where /proc is unavailable)."""
+        pid = self.pid
+        if pid is None:
+            return None
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+            # Fields after the parenthesised command name; utime and stime are 14th and 15th.
+            fields = stat[stat.rindex(b")") + 2 :].split()
+            return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        except (OSError, ValueError, IndexError):
+            return None
 
     def _exit_code(self) -> int | None:
         """The child's exit status once its pipe broke (it may take a moment to be reaped)."""
