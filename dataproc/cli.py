@@ -20,11 +20,17 @@ EXIT_OK, EXIT_FAILED_UNITS, EXIT_USAGE = 0, 2, 1
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--config", "-c", metavar="YAML",
+        "--config",
+        "-c",
+        metavar="YAML",
         help="pipeline config (e.g. pipelines/commoncrawl_en.yaml); default: built-in FineWeb-like English",
     )
     p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override one option, e.g. --set langid.min_score=0.8 (repeatable; values are YAML)",
     )
 
@@ -46,7 +52,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(run)
     run.add_argument(
-        "--input", "-i", dest="inputs", action="append", default=[], metavar="PATH",
+        "--input",
+        "-i",
+        dest="inputs",
+        action="append",
+        default=[],
+        metavar="PATH",
         help="WARC file, directory, glob (quote it) or URL (s3://, gs://, https://); repeatable",
     )
     run.add_argument("--output", "-o", help="output folder (local path or URL)")
@@ -54,13 +65,23 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_crawl_args(run)  # --crawl ID --shards A:B --crawl-base-url URL
     run.add_argument(
-        "--sample", action="store_true",
+        "--sample",
+        action="store_true",
         help="generate the bundled sample shard and run on it (output defaults to ./sample-out)",
     )
-    run.add_argument("--address", help="Ray cluster to join (`auto`, ray://...); default: RAY_ADDRESS or a local cluster")
+    run.add_argument(
+        "--address",
+        help="Ray cluster to join (`auto`, ray://...); default: RAY_ADDRESS or a local cluster",
+    )
     run.add_argument("--workers", type=int, help="CPUs for a local Ray cluster (default: all)")
-    run.add_argument("--overwrite", action="store_true", help="delete OUTPUT's previous contents first")
-    run.add_argument("--dry-run", action="store_true", help="list the input files that would be processed and exit")
+    run.add_argument(
+        "--overwrite", action="store_true", help="delete OUTPUT's previous contents first"
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the input files that would be processed and exit",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress display")
     run.set_defaults(func=cmd_run)
 
@@ -128,7 +149,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     inputs = plan_inputs(config.inputs)
     if args.dry_run:
-        print(f"{len(inputs)} input file(s) would be processed into {config.output or '(no --output given)'}:")
+        print(
+            f"{len(inputs)} input file(s) would be processed into {config.output or '(no --output given)'}:"
+        )
         for i in inputs:
             print(f"  [{i.index:06d}] {i.path}")
         return EXIT_OK

@@ -15,8 +15,8 @@ import yaml
 from pydantic import Field, ValidationError
 
 from dataproc.configbase import StrictModel
-from dataproc.errors import ConfigError
 from dataproc.dedup.config import DedupConfig
+from dataproc.errors import ConfigError
 from dataproc.stages.extract import ExtractConfig
 from dataproc.stages.langid import LangIdConfig
 from dataproc.stages.pii import PiiConfig
@@ -60,7 +60,9 @@ class ExecutionConfig(StrictModel):
         3, ge=0, description="Ray retries of a shard task after a crash or exception."
     )
     object_store_memory: int | None = Field(
-        None, ge=78643200, description="Object store bytes for a local cluster (None: Ray's default)."
+        None,
+        ge=78643200,
+        description="Object store bytes for a local cluster (None: Ray's default).",
     )
     include_dashboard: bool = Field(
         False, description="Start Ray's dashboard on a local cluster (bound to 127.0.0.1)."
@@ -173,7 +175,9 @@ def build_config(
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PipelineConfig:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> PipelineConfig:
     """Load a pipeline YAML file (or the defaults when ``path`` is None) and apply overrides."""
     if path is None:
         return build_config({}, overrides, source="defaults")
@@ -189,5 +193,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: top level must be a mapping of sections, got {type(data).__name__}"
+        )
     return build_config(data, overrides, source=str(path))

@@ -22,7 +22,11 @@ def print_summary(result: Any, console: Console | None = None) -> None:
     for s in result.stats:
         reasons = ", ".join(f"{r} {n:,}" for r, n in s.dropped.most_common(3))
         table.add_row(
-            s.name, f"{s.docs_in:,}", f"{s.docs_out:,}", f"{s.docs_dropped:,}", reasons,
+            s.name,
+            f"{s.docs_in:,}",
+            f"{s.docs_out:,}",
+            f"{s.docs_dropped:,}",
+            reasons,
             f"{s.seconds:,.1f}",
         )
     console.print(table)
@@ -34,15 +38,24 @@ def print_summary(result: Any, console: Console | None = None) -> None:
         f"({m.get('tokenizer', {}).get('name', '?')}) in {totals.get('files', 0)} Parquet file(s), "
         f"{result.seconds:,.1f}s"
     )
+    pii = {k[4:]: v for s in result.stats for k, v in s.counters.items() if k.startswith("pii_")}
+    if pii:
+        console.print("PII scrubbed: " + ", ".join(f"{k} {v:,}" for k, v in sorted(pii.items())))
     reused = {k: v for k, v in result.reused.items() if v}
     if reused:
         console.print(f"reused from an earlier run: {reused}")
     console.print(f"output:   {os.path.join(out, 'tokens')}/")
-    console.print(f"manifest: {os.path.join(out, 'manifest.json')}   stats: {os.path.join(out, 'stats.json')}")
-    console.print(f"rejects:  {os.path.join(out, 'rejects')}/ (every dropped document with its reason)")
+    console.print(
+        f"manifest: {os.path.join(out, 'manifest.json')}   stats: {os.path.join(out, 'stats.json')}"
+    )
+    console.print(
+        f"rejects:  {os.path.join(out, 'rejects')}/ (every dropped document with its reason)"
+    )
     if os.path.exists(os.path.join(out, "report.html")):
         console.print(f"report:   {os.path.join(out, 'report.html')}")
     if result.failures:
-        console.print(f"[bold red]{len(result.failures)} unit(s) failed[/]; rerun the same command to retry them:")
+        console.print(
+            f"[bold red]{len(result.failures)} unit(s) failed[/]; rerun the same command to retry them:"
+        )
         for f in result.failures:
             console.print(f"  {f['phase']} {f.get('input', f['unit'])}: {f['error']}")

@@ -24,7 +24,11 @@ def _tree_digest(out: Path) -> dict[str, str]:
     digests = {}
     for p in sorted(out.rglob("*")):
         rel = p.relative_to(out).as_posix()
-        if p.is_dir() or rel.startswith(("_work/", "logs/")) or rel in ("manifest.json", "stats.json", "report.html"):
+        if (
+            p.is_dir()
+            or rel.startswith(("_work/", "logs/"))
+            or rel in ("manifest.json", "stats.json", "report.html")
+        ):
             continue
         digests[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
     return digests
@@ -47,7 +51,12 @@ def first_run(ray_cluster, sample, tmp_path_factory):
     paths, truth = sample
     out = tmp_path_factory.mktemp("run1") / "out"
     config = build_config(
-        {"inputs": paths, "output": str(out), "write": {"keep_text": True}, "execution": {"progress": "none"}}
+        {
+            "inputs": paths,
+            "output": str(out),
+            "write": {"keep_text": True},
+            "execution": {"progress": "none"},
+        }
     )
     result = run_pipeline(config)
     return config, result, out, truth
@@ -76,7 +85,10 @@ def test_every_dropped_page_has_a_reject_with_the_expected_stage(first_run):
             assert page.record_id not in by_id, (page.url, by_id.get(page.record_id))
         else:
             assert page.record_id in by_id, f"{page.url} ({page.kind}) left no reject"
-            assert by_id[page.record_id]["stage"] == page.expected, (page.url, by_id[page.record_id])
+            assert by_id[page.record_id]["stage"] == page.expected, (
+                page.url,
+                by_id[page.record_id],
+            )
 
 
 def test_tokens_decode_to_scrubbed_text_and_end_with_eot(first_run):
@@ -95,8 +107,13 @@ def test_tokens_decode_to_scrubbed_text_and_end_with_eot(first_run):
             page = planted[row["id"]]
             for kind, n in page.pii.items():
                 if n:
-                    placeholder = {"email": "<EMAIL>", "ip": "<IP_ADDRESS>", "phone": "<PHONE>",
-                                   "card": "<CARD_NUMBER>", "iban": "<IBAN>"}[kind]
+                    placeholder = {
+                        "email": "<EMAIL>",
+                        "ip": "<IP_ADDRESS>",
+                        "phone": "<PHONE>",
+                        "card": "<CARD_NUMBER>",
+                        "iban": "<IBAN>",
+                    }[kind]
                     assert row["text"].count(placeholder) >= n, (row["url"], kind)
             assert "@" not in row["text"] or "<EMAIL>" in row["text"]
 

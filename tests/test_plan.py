@@ -30,7 +30,7 @@ def test_missing_path_and_empty_dir(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         plan_inputs([str(tmp_path / "nope.warc.gz")])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="no .warc"):
+    with pytest.raises(InputError, match=r"no \.warc"):
         plan_inputs([str(tmp_path / "empty")])
     with pytest.raises(InputError, match="no inputs"):
         plan_inputs([])

@@ -17,7 +17,9 @@ def _ray_pids() -> set[int]:
             text = " ".join(p.info["cmdline"] or []) + " " + (p.info["name"] or "")
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        if any(k in text for k in ("raylet", "gcs_server", "ray::", "ray/_private", "ray/dashboard")):
+        if any(
+            k in text for k in ("raylet", "gcs_server", "ray::", "ray/_private", "ray/dashboard")
+        ):
             pids.add(p.info["pid"])
     return pids
 
@@ -30,7 +32,8 @@ def test_every_ray_listener_is_on_loopback(ray_cluster):
     assert ray_cluster.get(ping.remote()) == 1
     pids = _ray_pids() | {psutil.Process().pid}
     listeners = [
-        c for c in psutil.net_connections(kind="inet")
+        c
+        for c in psutil.net_connections(kind="inet")
         if c.status == psutil.CONN_LISTEN and c.pid in pids
     ]
     assert listeners, "found no Ray listeners at all: the check itself is broken"

@@ -18,7 +18,9 @@ class DropShort(Stage):
 
 
 def _docs(texts):
-    return [Document(id=str(i), url=f"http://x/{i}", source="s", text=t) for i, t in enumerate(texts)]
+    return [
+        Document(id=str(i), url=f"http://x/{i}", source="s", text=t) for i, t in enumerate(texts)
+    ]
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 10])
@@ -26,8 +28,13 @@ def test_run_stage_counts_and_rejects(batch_size):
     stats = StageStats("drop_short")
     seen = []
     out = list(
-        run_stage(DropShort(), _docs(["hello world", "hi", "", "long enough"]), stats,
-                  lambda d, s, r: seen.append((d.id, s, r.reason)), batch_size=batch_size)
+        run_stage(
+            DropShort(),
+            _docs(["hello world", "hi", "", "long enough"]),
+            stats,
+            lambda d, s, r: seen.append((d.id, s, r.reason)),
+            batch_size=batch_size,
+        )
     )
     assert [d.text for d in out] == ["hello world", "long enough"]
     assert stats.docs_in == 4 and stats.docs_out == 2

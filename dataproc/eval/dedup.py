@@ -112,7 +112,9 @@ def extract_warc_texts(warc: str, workers: int = 1) -> list[tuple[int, str, str,
     ]
 
 
-def run_dedup(texts: Sequence[str], config: Any = None) -> tuple[dict[int, int], dict[int, set[int]]]:
+def run_dedup(
+    texts: Sequence[str], config: Any = None
+) -> tuple[dict[int, int], dict[int, set[int]]]:
     """Dedup ``texts`` (doc_index = position) with the pipeline's phase-1/phase-2 functions.
 
     Returns ``(kept_of, candidates)``: ``kept_of[i]`` is the kept document that ``i`` was
@@ -285,8 +287,12 @@ def evaluate_dedup_warc(
         "sample_docs": len(sample),
         "pairs": n_pairs,
         "bins": {
-            k: {"pairs": v[0], "caught": v[1], "candidates": v[2],
-                "caught_rate": v[1] / v[0] if v[0] else None}
+            k: {
+                "pairs": v[0],
+                "caught": v[1],
+                "candidates": v[2],
+                "caught_rate": v[1] / v[0] if v[0] else None,
+            }
             for k, v in bins.items()
         },
         "recall_j_ge_0_8": sum(v[1] for v in high) / max(1, sum(v[0] for v in high)),
@@ -396,12 +402,16 @@ def evaluate_dedup(
 
     cfg = DedupConfig()
     result: dict[str, Any] = {
-        "config": {"num_perm": cfg.num_perm, "bands": cfg.bands, "rows": cfg.rows,
-                   "ngram": cfg.ngram, "exact": cfg.exact},
+        "config": {
+            "num_perm": cfg.num_perm,
+            "bands": cfg.bands,
+            "rows": cfg.rows,
+            "ngram": cfg.ngram,
+            "exact": cfg.exact,
+        },
     }
     if warc and truth:
         result["warc"] = evaluate_dedup_warc(warc, truth, sample_docs, seed, workers, cfg)
     if near_dup_corpus:
         result["near_dup_corpus"] = evaluate_near_dup_corpus(near_dup_corpus, cfg)
     return result
-

@@ -87,7 +87,9 @@ def load_scrapinghub(folder: str) -> list[GoldPage]:
         if not os.path.isfile(path):
             path = os.path.join(folder, "html", f"{page_id}.html")
             if not os.path.isfile(path):
-                raise InputError(f"--scrapinghub {folder}: page {page_id} has no html/{page_id}.html.gz")
+                raise InputError(
+                    f"--scrapinghub {folder}: page {page_id} has no html/{page_id}.html.gz"
+                )
         with open(path, "rb") as fb:
             payload = fb.read()
         if payload[:2] == b"\x1f\x8b":
@@ -179,9 +181,7 @@ def _extract_all(job: tuple[str, list[str]]) -> list[str]:
     return [fn(h) for h in htmls]
 
 
-def run_extractions(
-    system: str, htmls: Sequence[str], workers: int = 1
-) -> list[str]:
+def run_extractions(system: str, htmls: Sequence[str], workers: int = 1) -> list[str]:
     """Extract every page with ``system``, in ``workers`` processes (order preserved)."""
     htmls = list(htmls)
     if workers <= 1 or len(htmls) < 8:

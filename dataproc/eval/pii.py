@@ -40,9 +40,7 @@ MIN_COVERAGE = 0.5
 # the scans are linear.
 PROTECTED_PATTERNS: dict[str, re.Pattern[str]] = {
     "version": re.compile(r"(?<![\w.])v?\d{1,4}(?:\.\d{1,6}){2,6}(?![\w.]|\.\d)", re.IGNORECASE),
-    "date": re.compile(
-        r"(?<!\d)(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})(?![\d])"
-    ),
+    "date": re.compile(r"(?<!\d)(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})(?![\d])"),
     "price": re.compile(r"[$€£¥]\s?\d{1,3}(?:[,.\s]\d{3}){0,4}(?:[.,]\d{2})?(?!\d)"),
     "isbn": re.compile(
         r"(?<!\d)(?:97[89][- ]?)?\d{1,5}[- ]\d{1,7}[- ]\d{1,7}[- ][\dX](?![\d-])|"
@@ -190,9 +188,7 @@ def score_spans(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     per_kind["card"]["recall_luhn_valid_any_length"] = (
         luhn_any_found / luhn_any_total if luhn_any_total else None
     )
-    ip_public = [
-        ok for ok, public in ip_recalled if public
-    ]
+    ip_public = [ok for ok, public in ip_recalled if public]
     per_kind["ip"]["public_gold"] = len(ip_public)
     per_kind["ip"]["recall_public"] = sum(ip_public) / len(ip_public) if ip_public else None
     return {
@@ -274,8 +270,14 @@ def score_negatives(texts: Sequence[tuple[str, str]]) -> dict[str, Any]:
             detections[s.kind] += 1
             if len(examples) < 50:
                 lo, hi = max(0, s.start - 30), min(len(text), s.end + 30)
-                examples.append({"source": name, "kind": s.kind, "match": text[s.start : s.end],
-                                 "context": text[lo:hi].replace("\n", " ")})
+                examples.append(
+                    {
+                        "source": name,
+                        "kind": s.kind,
+                        "match": text[s.start : s.end],
+                        "context": text[lo:hi].replace("\n", " "),
+                    }
+                )
         ranges = [(s.start, s.end) for s in spans]
         for what in PROTECTED_PATTERNS:
             for m in _protected_matches(what, text):
@@ -283,15 +285,19 @@ def score_negatives(texts: Sequence[tuple[str, str]]) -> dict[str, Any]:
                 if any(min(e, m.end()) > max(s, m.start()) for s, e in ranges):
                     protected_hit[what] += 1
                     if len(protected_examples) < 50:
-                        protected_examples.append({"source": name, "kind": what, "text": m.group(0)})
+                        protected_examples.append(
+                            {"source": name, "kind": what, "text": m.group(0)}
+                        )
     return {
         "texts": len(texts) + len(ADVERSARIAL),
         "chars": chars,
         "detections": {k: detections[k] for k in KINDS},
         "detections_per_mchar": sum(detections.values()) / max(chars, 1) * 1e6,
         "detection_examples": examples,
-        "protected": {k: {"found": protected_total[k], "scrubbed": protected_hit[k]}
-                      for k in PROTECTED_PATTERNS},
+        "protected": {
+            k: {"found": protected_total[k], "scrubbed": protected_hit[k]}
+            for k in PROTECTED_PATTERNS
+        },
         "protected_scrubbed_examples": protected_examples,
     }
 

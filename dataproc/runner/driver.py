@@ -124,7 +124,9 @@ class _Phase:
         self.name = name
         self.progress = progress
 
-    def run(self, ray: Any, submissions: list[tuple[str, Any]]) -> tuple[dict[str, Any], list[dict]]:
+    def run(
+        self, ray: Any, submissions: list[tuple[str, Any]]
+    ) -> tuple[dict[str, Any], list[dict]]:
         results: dict[str, Any] = {}
         failures: list[dict[str, Any]] = []
         pending = {ref: key for key, ref in submissions}
@@ -136,7 +138,7 @@ class _Phase:
                 try:
                     results[key] = ray.get(ref)
                     self.progress.unit_done(self.name, results[key])
-                except Exception as e:  # noqa: BLE001 - Ray wraps every task error
+                except Exception as e:
                     msg = _short_error(e)
                     failures.append({"phase": self.name, "unit": key, "error": msg})
                     log.error("%s failed for %s after retries: %s", self.name, key, msg)
@@ -234,7 +236,10 @@ def run_pipeline(
             progress.reused("tokenize", len(ok_inputs) - len(todo3), p3_results.values())
             remote3 = tasks.phase3_remote(ray, opts)
             subs = [
-                (str(i.index), remote3.remote(i.path, i.index, config, layout.out, tok_info, generation))
+                (
+                    str(i.index),
+                    remote3.remote(i.path, i.index, config, layout.out, tok_info, generation),
+                )
                 for i in todo3
             ]
             new3, fail3 = _Phase("tokenize", progress).run(ray, subs)
@@ -251,8 +256,17 @@ def run_pipeline(
     finished = time.time()
     result.seconds = finished - started
     result.manifest = _finalize(
-        config, layout, inputs, p1_results, p3_results, stats, dedup_summary, tok_info,
-        result.failures, started, finished,
+        config,
+        layout,
+        inputs,
+        p1_results,
+        p3_results,
+        stats,
+        dedup_summary,
+        tok_info,
+        result.failures,
+        started,
+        finished,
     )
     progress.finish(result)
     build_report_or_warn(layout.out)  # OUT/report.html (a report problem never fails the run)
@@ -307,9 +321,7 @@ def _finalize(
     from dataproc.io.manifest import build_manifest, write_manifest
     from dataproc.io.token_writer import TokenFileInfo
 
-    files = [
-        TokenFileInfo(**f) for key in sorted(p3, key=int) for f in p3[key]["files"]
-    ]
+    files = [TokenFileInfo(**f) for key in sorted(p3, key=int) for f in p3[key]["files"]]
     input_entries = []
     for inp in inputs:
         try:

@@ -93,14 +93,20 @@ def run_phase3(
             else:
                 kept, reason = hit
                 dedup_stats.drop(reason)
-                rejects.add(d.id, d.url, d.source, d.offset, "dedup", reason, f"kept_doc_index:{kept}")
+                rejects.add(
+                    d.id, d.url, d.source, d.offset, "dedup", reason, f"kept_doc_index:{kept}"
+                )
 
     _remove_stale_parts(layout, input_index)
     tokenizer_stage = _tokenizer_stage(config)
     writer = TokenShardWriter(out_dir, input_index, config.write, tokenizer)
     docs = not_removed(_iter_docs(layout.docs(input_index)))
     for d in run_stage(
-        tokenizer_stage, docs, stats.get("tokenize"), rejects, batch_size=config.tokenizer.batch_size
+        tokenizer_stage,
+        docs,
+        stats.get("tokenize"),
+        rejects,
+        batch_size=config.tokenizer.batch_size,
     ):
         stats.get("tokenize").counters["tokens"] += len(d.token_ids)
         writer.write(d)

@@ -33,13 +33,13 @@ def _expand_one(pattern: str) -> list[str]:
         if _is_glob(pattern):
             found = sorted(fsys.glob(inner))
         elif fsys.isdir(inner):
-            found = sorted(
-                p for p in fsys.find(inner) if p.endswith(WARC_SUFFIXES)
-            )
+            found = sorted(p for p in fsys.find(inner) if p.endswith(WARC_SUFFIXES))
         else:
             found = [inner] if fsys.exists(inner) else []
         if not found:
-            raise InputError(f"--input {pattern!r}: nothing found there; check the URL and your credentials")
+            raise InputError(
+                f"--input {pattern!r}: nothing found there; check the URL and your credentials"
+            )
         return [f"{proto}://{p}" for p in found]
     if _is_glob(pattern):
         found = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
@@ -57,7 +57,9 @@ def _expand_one(pattern: str) -> list[str]:
             if name.endswith(WARC_SUFFIXES)
         )
         if not found:
-            raise InputError(f"--input {pattern!r} is a directory with no .warc/.warc.gz files in it")
+            raise InputError(
+                f"--input {pattern!r} is a directory with no .warc/.warc.gz files in it"
+            )
         return found
     if os.path.isfile(pattern):
         return [pattern]
@@ -67,7 +69,9 @@ def _expand_one(pattern: str) -> list[str]:
 def plan_inputs(patterns: list[str]) -> list[InputFile]:
     """Expand files, directories, globs and URLs; sort; drop repeated paths."""
     if not patterns:
-        raise InputError("no inputs: give --input PATH (a WARC file, directory, glob or URL) or --sample")
+        raise InputError(
+            "no inputs: give --input PATH (a WARC file, directory, glob or URL) or --sample"
+        )
     paths: set[str] = set()
     for pattern in patterns:
         for p in _expand_one(pattern):
