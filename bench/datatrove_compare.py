@@ -4,7 +4,7 @@
         --workers 1 --json /tmp/dt-compare.json [--set extract.extractor=resiliparse]
 
 datatrove is installed into its own venv (``--venv``, created on first use with
-``pip install datatrove[processing] warcio``) and is never a dependency of dataproc. The
+``pip install datatrove[io,processing] aiohttp``) and is never a dependency of dataproc. The
 datatrove side runs its FineWeb-style building blocks with ``LocalPipelineExecutor``:
 
 1. WarcReader → URLFilter → Trafilatura → LanguageFilter(en) → PIIFormatter → JsonlWriter
@@ -45,7 +45,7 @@ sys.path.insert(0, str(HERE.parent))
 import run_bench  # noqa: E402 - bench/ is not a package
 
 DEFAULT_VENV = os.path.join(tempfile.gettempdir(), "dataproc-datatrove-venv")
-DATATROVE_REQUIREMENT = "datatrove[processing]==0.10.1"
+DATATROVE_REQUIREMENT = "datatrove[io,processing]==0.10.1"
 
 # Runs inside the datatrove venv. Kept as a string so this file imports nothing of datatrove.
 DT_TOKENIZER = '''
@@ -83,6 +83,15 @@ local = os.path.join(d, strip_protocol(FT176LID.MODEL_URL).replace("/", "_"))
 if not os.path.exists(local + ".completed"):
     shutil.copyfile(args["lid_model"], local)
     open(local + ".completed", "w").close()
+
+# Offline: tldextract (used by URLFilter) would try to download the public suffix list and
+# wait for the network to fail; use its bundled snapshot, as an offline user would.
+import tldextract
+_tld_init = tldextract.TLDExtract.__init__
+def _offline_tld_init(self, *a, **k):
+    k["suffix_list_urls"] = ()
+    _tld_init(self, *a, **k)
+tldextract.TLDExtract.__init__ = _offline_tld_init
 
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.dedup import (
@@ -143,7 +152,7 @@ def ensure_venv(venv: str) -> str:
     """The datatrove venv's python, creating the venv (and installing datatrove) if needed."""
     py = os.path.join(venv, "bin", "python")
     if os.path.exists(py):
-        ok = subprocess.run([py, "-c", "import datatrove, trafilatura, fasttext, warcio, aiohttp"],
+        ok = subprocess.run([py, "-c", "import datatrove, trafilatura, fasttext, warcio, aiohttp, magic, cchardet"],
                             capture_output=True)
         if ok.returncode == 0:
             return py

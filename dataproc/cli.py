@@ -90,7 +90,12 @@ def _build_parser() -> argparse.ArgumentParser:
     show = cfg_sub.add_parser("show", help="print the resolved config as YAML")
     _add_config_args(show)
     show.set_defaults(func=cmd_config_show)
-    cfg.set_defaults(func=lambda a: (cfg.print_help(), EXIT_USAGE)[1])
+
+    def config_help(_args: argparse.Namespace) -> int:
+        cfg.print_help()
+        return EXIT_USAGE
+
+    cfg.set_defaults(func=config_help)
 
     for module in (
         "dataproc.cli_output",  # verify, inspect, reshard, export-megatron

@@ -704,7 +704,7 @@ def _truth(crawl: str, placed: list[tuple[_Spec, str, int, int]]) -> SampleTruth
     for spec, main_id, file_index, ordinal in placed:
         if spec.expected != "kept":
             continue
-        root = spec.copy_of if spec.kind in _DUPLICATE_KINDS else spec.slug
+        root = (spec.copy_of if spec.kind in _DUPLICATE_KINDS else None) or spec.slug
         pos = (file_index, ordinal, main_id)
         if root not in first_of or pos < first_of[root]:
             first_of[root] = pos
@@ -712,7 +712,7 @@ def _truth(crawl: str, placed: list[tuple[_Spec, str, int, int]]) -> SampleTruth
     for spec, main_id, file_index, ordinal in placed:
         expected, duplicate_of = spec.expected, None
         if expected == "kept":
-            root = spec.copy_of if spec.kind in _DUPLICATE_KINDS else spec.slug
+            root = (spec.copy_of if spec.kind in _DUPLICATE_KINDS else None) or spec.slug
             survivor = first_of[root][2]
             if survivor != main_id:
                 expected, duplicate_of = "dedup", survivor

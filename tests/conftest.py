@@ -19,6 +19,7 @@ def ray_cluster():
 
     if not ray.is_initialized():
         ray.init(
+            address="local",  # never join a cluster that happens to run on this machine
             num_cpus=2,
             include_dashboard=False,
             _node_ip_address="127.0.0.1",

@@ -58,7 +58,7 @@ def _style(ax: Any) -> None:
 
 
 def funnel(
-    stages: Sequence[str], kept: Sequence[int], dropped: Sequence[int], unit: str
+    stages: Sequence[str], kept: Sequence[float], dropped: Sequence[float], unit: str
 ) -> str | None:
     """Horizontal stacked bars: what each stage let through and what it dropped."""
     if not stages or (not any(kept) and not any(dropped)):
@@ -110,6 +110,7 @@ def histogram(values: Sequence[int], name: str, xlabel: str, log_x: bool = True)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 3.0))
     lo, hi = min(vals), max(vals)
+    edges: list[float] | int
     if log_x and hi / lo >= 20:
         n = 40
         edges = [

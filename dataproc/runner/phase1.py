@@ -151,7 +151,7 @@ def run_phase1(
     read_stats = stats.get("read")
     with fs.open_input(input_path) as stream:
         docs: Iterator[Document] = read_warc(
-            stream,
+            stream,  # type: ignore[arg-type]  # fsspec files are binary streams
             source=input_path,
             input_index=input_index,
             config=config.reader,
