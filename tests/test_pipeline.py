@@ -183,3 +183,22 @@ def test_changed_config_refuses_to_mix(first_run):
     with pytest.raises(OutputError, match="different config"):
         run_pipeline(changed)
     assert os.path.exists(out / "manifest.json")
+
+
+def test_multilingual_pipeline_keeps_every_language(ray_cluster, sample, tmp_path):
+    from dataproc.config import load_config
+
+    paths, truth = sample
+    config = load_config("pipelines/multilingual.yaml", ["execution.progress=none"])
+    config.inputs, config.output = paths, str(tmp_path / "multi")
+    result = run_pipeline(config)
+    assert result.ok, result.failures
+    table = pads.dataset(str(tmp_path / "multi" / "tokens"), format="parquet").to_table()
+    got = dict(
+        zip(table.column("id").to_pylist(), table.column("language").to_pylist(), strict=True)
+    )
+    want = {p.record_id: p.language for p in truth.pages if p.expected in ("kept", "langid")}
+    assert got == want
+    manifest = json.loads((tmp_path / "multi" / "manifest.json").read_text())
+    assert manifest["tokenizer"]["name"] == "o200k_base"
+    assert max(max(ids) for ids in table.column("input_ids").to_pylist()) > 65535
