@@ -69,7 +69,7 @@ class RegexWordTokenizer(WordTokenizer):
         return [m.span() for m in _WORD.finditer(text)]
 '''
 
-DT_PIPELINE = '''
+DT_PIPELINE = """
 import json, os, shutil, sys, time
 
 args = json.loads(sys.argv[1])
@@ -145,31 +145,39 @@ for name in sorted(os.listdir(f"{work}/final")):
     with gzip.open(os.path.join(work, "final", name), "rt") as f:
         kept += sum(1 for _ in f)
 print(json.dumps({"wall_seconds": wall, "docs_kept": kept}))
-'''
+"""
 
 
 def ensure_venv(venv: str) -> str:
     """The datatrove venv's python, creating the venv (and installing datatrove) if needed."""
     py = os.path.join(venv, "bin", "python")
     if os.path.exists(py):
-        ok = subprocess.run([py, "-c", "import datatrove, trafilatura, fasttext, warcio, aiohttp, magic, cchardet"],
-                            capture_output=True)
+        ok = subprocess.run(
+            [py, "-c", "import datatrove, trafilatura, fasttext, warcio, aiohttp, magic, cchardet"],
+            capture_output=True,
+        )
         if ok.returncode == 0:
             return py
     print(f"creating {venv} with {DATATROVE_REQUIREMENT} (once; takes a few minutes)", flush=True)
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    subprocess.run([py, "-m", "pip", "install", "-q", DATATROVE_REQUIREMENT, "warcio", "aiohttp"], check=True)
+    subprocess.run(
+        [py, "-m", "pip", "install", "-q", DATATROVE_REQUIREMENT, "warcio", "aiohttp"], check=True
+    )
     return py
 
 
 def _venv_versions(py: str) -> dict[str, str]:
-    code = ("import importlib.metadata as m, json; print(json.dumps({n: m.version(n) for n in "
-            "('datatrove', 'trafilatura', 'lxml', 'fasttext-numpy2-wheel', 'warcio')}))")
+    code = (
+        "import importlib.metadata as m, json; print(json.dumps({n: m.version(n) for n in "
+        "('datatrove', 'trafilatura', 'lxml', 'fasttext-numpy2-wheel', 'warcio')}))"
+    )
     out = subprocess.run([py, "-c", code], capture_output=True, text=True)
     return json.loads(out.stdout) if out.returncode == 0 else {}
 
 
-def run_datatrove(py: str, paths: list[str], workers: int, work: str, overrides: list[str]) -> dict[str, Any]:
+def run_datatrove(
+    py: str, paths: list[str], workers: int, work: str, overrides: list[str]
+) -> dict[str, Any]:
     """Run the datatrove pipeline in its venv on ``paths``; return wall time and kept docs."""
     from dataproc.config import build_config
     from dataproc.stages.langid import default_model_path
@@ -194,21 +202,29 @@ def run_datatrove(py: str, paths: list[str], workers: int, work: str, overrides:
         "bands": cfg.dedup.bands,
         "rows": cfg.dedup.rows,
     }
-    env = dict(os.environ, PYTHONPATH=work, HF_HOME=os.path.join(work, "..", "hf-home"),
-               HF_HUB_OFFLINE="1")
+    env = dict(
+        os.environ, PYTHONPATH=work, HF_HOME=os.path.join(work, "..", "hf-home"), HF_HUB_OFFLINE="1"
+    )
     sampler = run_bench.Sampler()
     sampler.start()
     t0 = time.time()
     try:
-        proc = subprocess.run([py, os.path.join(work, "dt_pipeline.py"), json.dumps(args)],
-                              capture_output=True, text=True, env=env, cwd=work)
+        proc = subprocess.run(
+            [py, os.path.join(work, "dt_pipeline.py"), json.dumps(args)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=work,
+        )
     finally:
         wall = time.time() - t0
         sampler.stop()
     Path(work, "datatrove.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        raise RuntimeError(f"datatrove failed (exit {proc.returncode}); log: {work}/datatrove.log\n"
-                           + proc.stderr[-3000:])
+        raise RuntimeError(
+            f"datatrove failed (exit {proc.returncode}); log: {work}/datatrove.log\n"
+            + proc.stderr[-3000:]
+        )
     inner = json.loads(proc.stdout.strip().splitlines()[-1])
     return {
         "wall_seconds": round(wall, 3),
@@ -223,10 +239,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("inputs", nargs="+", help="WARC files")
     ap.add_argument("--workers", type=int, nargs="+", default=[1], help="worker counts (default 1)")
-    ap.add_argument("--shards", type=int, default=0,
-                    help="rewrite the inputs into this many generated shards first (0: use as given)")
-    ap.add_argument("--set", dest="overrides", action="append", default=[],
-                    help="dataproc config override (e.g. extract.extractor=resiliparse)")
+    ap.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        help="rewrite the inputs into this many generated shards first (0: use as given)",
+    )
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="dataproc config override (e.g. extract.extractor=resiliparse)",
+    )
     ap.add_argument("--venv", default=DEFAULT_VENV, help=f"datatrove venv (default {DEFAULT_VENV})")
     ap.add_argument("--work-dir", default=None, help="scratch folder (default: a new temp folder)")
     ap.add_argument("--skip-datatrove", action="store_true", help=argparse.SUPPRESS)
@@ -247,11 +272,19 @@ def main(argv: list[str] | None = None) -> int:
     nbytes = sum(os.path.getsize(p) for p in paths)
     env = run_bench.environment()
     env["datatrove_venv"] = {"path": args.venv, "versions": _venv_versions(py)}
-    report: dict[str, Any] = {"environment": env, "inputs": paths, "responses": responses,
-                              "input_bytes": nbytes, "overrides": args.overrides, "results": []}
+    report: dict[str, Any] = {
+        "environment": env,
+        "inputs": paths,
+        "responses": responses,
+        "input_bytes": nbytes,
+        "overrides": args.overrides,
+        "results": [],
+    }
     for w in args.workers:
         dt = run_datatrove(py, paths, w, os.path.join(work, f"datatrove-w{w}"), args.overrides)
-        dp = run_bench.run_pipeline_once(paths, os.path.join(work, f"dataproc-w{w}"), w, args.overrides)
+        dp = run_bench.run_pipeline_once(
+            paths, os.path.join(work, f"dataproc-w{w}"), w, args.overrides
+        )
         row = {
             "workers": w,
             "datatrove": dt,
@@ -261,23 +294,37 @@ def main(argv: list[str] | None = None) -> int:
         }
         row["ratio"] = round(row["dataproc_docs_per_second"] / row["datatrove_docs_per_second"], 3)
         report["results"].append(row)
-        print(f"workers={w}: datatrove {dt['wall_seconds']:.1f} s, dataproc {dp['wall_seconds']:.1f} s, "
-              f"ratio {row['ratio']:.2f}", flush=True)
+        print(
+            f"workers={w}: datatrove {dt['wall_seconds']:.1f} s, dataproc {dp['wall_seconds']:.1f} s, "
+            f"ratio {row['ratio']:.2f}",
+            flush=True,
+        )
     env["load_average_at_end"] = os.getloadavg()
 
     print(f"\n# dataproc vs datatrove — {env['cpu']}, {env['cores']} cores")
     print(f"command: {env['command']}")
     print("dataproc: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v))
-    print("datatrove venv: " + ", ".join(f"{k} {v}" for k, v in env["datatrove_venv"]["versions"].items()))
-    print(f"input: {len(paths)} file(s), {responses:,} responses, {nbytes / 1e6:.1f} MB; "
-          f"dataproc overrides: {args.overrides or 'none'}")
-    print(f"load average at start {env['load_average_at_start']}, at end {env['load_average_at_end']}")
-    print("| workers | datatrove s | datatrove docs/s | dataproc s | dataproc docs/s | ratio | kept dt / dp |")
+    print(
+        "datatrove venv: "
+        + ", ".join(f"{k} {v}" for k, v in env["datatrove_venv"]["versions"].items())
+    )
+    print(
+        f"input: {len(paths)} file(s), {responses:,} responses, {nbytes / 1e6:.1f} MB; "
+        f"dataproc overrides: {args.overrides or 'none'}"
+    )
+    print(
+        f"load average at start {env['load_average_at_start']}, at end {env['load_average_at_end']}"
+    )
+    print(
+        "| workers | datatrove s | datatrove docs/s | dataproc s | dataproc docs/s | ratio | kept dt / dp |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in report["results"]:
-        print(f"| {r['workers']} | {r['datatrove']['wall_seconds']:.1f} | {r['datatrove_docs_per_second']:.1f} | "
-              f"{r['dataproc']['wall_seconds']:.1f} | {r['dataproc_docs_per_second']:.1f} | {r['ratio']:.2f} | "
-              f"{r['datatrove']['docs_kept']:,} / {r['dataproc']['docs_kept']:,} |")
+        print(
+            f"| {r['workers']} | {r['datatrove']['wall_seconds']:.1f} | {r['datatrove_docs_per_second']:.1f} | "
+            f"{r['dataproc']['wall_seconds']:.1f} | {r['dataproc_docs_per_second']:.1f} | {r['ratio']:.2f} | "
+            f"{r['datatrove']['docs_kept']:,} / {r['dataproc']['docs_kept']:,} |"
+        )
     print("datatrove runs no quality filters and no tokenizer; dataproc runs both (see README).")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report, indent=2, default=list))

@@ -24,6 +24,7 @@ Results go to stdout as tables and to ``--json``. Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -124,7 +125,7 @@ def _classify(proc: Any, me: int) -> str:
     try:
         cmd = " ".join(proc.cmdline())
         name = proc.name()
-    except Exception:  # noqa: BLE001 - the process may be gone
+    except Exception:
         return "other"
     if "dataproc.stages.sandbox" in cmd:
         return "extract_child"
@@ -275,7 +276,9 @@ class Sampler(threading.Thread):
                 }
             )
         return {
-            "by_kind": {k: dict(v, cpu_seconds=round(v["cpu_seconds"], 2)) for k, v in by_kind.items()},
+            "by_kind": {
+                k: dict(v, cpu_seconds=round(v["cpu_seconds"], 2)) for k, v in by_kind.items()
+            },
             "workers": workers,
             "driver_peak_rss_bytes": self.procs[self.me].peak_rss if self.me in self.procs else 0,
             "total_peak_rss_bytes": self.peak_total_rss,
@@ -336,6 +339,11 @@ def run_pipeline_once(
     finally:
         wall = time.time() - t0
         sampler.stop()
+    procs = sampler.summary()
+    cpu = {k: v["cpu_seconds"] for k, v in procs["by_kind"].items()}
+    # The sampler thread runs in the driver process: its CPU is the benchmark's, not the run's.
+    cpu["driver"] = max(0.0, cpu.get("driver", 0.0) - procs["sampler_cpu_seconds"])
+    total_cpu = sum(cpu.values())
     stats = json.loads(Path(out_dir, "stats.json").read_text())
     stages = [s for s in stats["stages"] if s["name"] != "dedup" or s["seconds"] > 0]
     stage_total = sum(s["seconds"] for s in stages) or 1.0
@@ -356,7 +364,12 @@ def run_pipeline_once(
             for s in stats["stages"]
         ],
         "docs_kept": sum(f.get("rows", 0) for f in (result.manifest or {}).get("files", [])),
-        "processes": sampler.summary(),
+        "processes": procs,
+        "cpu_seconds": {k: round(v, 2) for k, v in cpu.items()},
+        "cpu_seconds_total": round(total_cpu, 2),
+        "extraction_cpu_share": round(cpu.get("extract_child", 0.0) / total_cpu, 4)
+        if total_cpu
+        else None,
     }
 
 
@@ -385,15 +398,22 @@ def collect_pages(paths: list[str], overrides: list[str], out_file: str) -> dict
     for i, p in enumerate(paths):
         with open(p, "rb") as stream:
             docs = read_warc(
-                stream, source=p, input_index=i, config=config.reader,
-                stats=StageStats("read"), reject=sink,
+                stream,
+                source=p,
+                input_index=i,
+                config=config.reader,
+                stats=StageStats("read"),
+                reject=sink,
             )
             if url_filter is not None:
                 docs = run_stage(url_filter, docs, StageStats("url_filter"), sink)
             pages.extend(d.html for d in docs if d.html.strip())
     with open(out_file, "wb") as f:
         pickle.dump(pages, f, protocol=pickle.HIGHEST_PROTOCOL)
-    return {"pages": len(pages), "html_bytes": sum(len(h.encode("utf-8", "surrogatepass")) for h in pages)}
+    return {
+        "pages": len(pages),
+        "html_bytes": sum(len(h.encode("utf-8", "surrogatepass")) for h in pages),
+    }
 
 
 def _limit_worker(pages_file: str, rank: int, world: int, overrides: list[str]) -> None:
@@ -409,17 +429,17 @@ def _limit_worker(pages_file: str, rank: int, world: int, overrides: list[str]) 
     extract_text("<html><body><article><p>warm up</p></article></body></html>", cfg)
     times = []
     mib = []
+    c0 = time.process_time()
     t0 = time.perf_counter()
     for html in pages:
         s = time.perf_counter()
-        try:
+        with contextlib.suppress(Exception):
             extract_text(html, cfg)
-        except Exception:  # noqa: BLE001,S110 - a failing page costs what it cost
-            pass
         times.append(time.perf_counter() - s)
         mib.append(len(html) / (1 << 20))
     wall = time.perf_counter() - t0
-    json.dump({"wall": wall, "times": times, "mib": mib}, sys.stdout)
+    cpu = time.process_time() - c0
+    json.dump({"wall": wall, "cpu": cpu, "times": times, "mib": mib}, sys.stdout)
 
 
 def measure_limit(pages_file: str, workers: int, overrides: list[str]) -> dict[str, Any]:
@@ -429,8 +449,15 @@ def measure_limit(pages_file: str, workers: int, overrides: list[str]) -> dict[s
     cfg = build_config({}, overrides).extract
     procs = [
         subprocess.Popen(
-            [sys.executable, __file__, "_limit-worker", pages_file, str(r), str(workers),
-             *sum((["--set", o] for o in overrides), [])],
+            [
+                sys.executable,
+                __file__,
+                "_limit-worker",
+                pages_file,
+                str(r),
+                str(workers),
+                *[x for o in overrides for x in ("--set", o)],
+            ],
             stdout=subprocess.PIPE,
         )
         for r in range(workers)
@@ -440,7 +467,10 @@ def measure_limit(pages_file: str, workers: int, overrides: list[str]) -> dict[s
     # Capped: a page never costs more than the pipeline's own time limit for it (pages past
     # it are killed there), so both sides do the same work.
     capped = [
-        sum(min(t, cfg.timeout_seconds + cfg.timeout_seconds_per_mib * m) for t, m in zip(o["times"], o["mib"], strict=True))
+        sum(
+            min(t, cfg.timeout_seconds + cfg.timeout_seconds_per_mib * m)
+            for t, m in zip(o["times"], o["mib"], strict=True)
+        )
         for o in outs
     ]
     times = sorted(t for o in outs for t in o["times"])
@@ -449,6 +479,7 @@ def measure_limit(pages_file: str, workers: int, overrides: list[str]) -> dict[s
         "pages": len(times),
         "wall_seconds": round(max(walls), 3),
         "wall_seconds_capped": round(max(capped), 3),
+        "cpu_seconds": round(sum(o["cpu"] for o in outs), 3),
         "page_ms_median": round(1000 * times[len(times) // 2], 2) if times else None,
         "page_ms_p99": round(1000 * times[int(len(times) * 0.99)], 2) if times else None,
         "page_ms_max": round(1000 * times[-1], 2) if times else None,
@@ -486,8 +517,19 @@ def environment() -> dict[str, Any]:
         "load_average_at_start": os.getloadavg(),
         "versions": {
             n: ver(n)
-            for n in ("dataproc", "ray", "trafilatura", "resiliparse", "warcio", "fasttext",
-                      "datasketch", "tiktoken", "pyarrow", "numpy", "lxml")
+            for n in (
+                "dataproc",
+                "ray",
+                "trafilatura",
+                "resiliparse",
+                "warcio",
+                "fasttext",
+                "datasketch",
+                "tiktoken",
+                "pyarrow",
+                "numpy",
+                "lxml",
+            )
         },
         "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
     }
@@ -499,14 +541,31 @@ def _mb(n: float | None) -> str:
 
 def print_report(report: dict[str, Any]) -> None:
     env = report["environment"]
-    print(f"# dataproc benchmark — {env['cpu']}, {env['cores']} cores, "
-          f"{env['memory_bytes'] / 2**30:.0f} GiB, Python {env['python']}")
+    print(
+        f"# dataproc benchmark — {env['cpu']}, {env['cores']} cores, "
+        f"{env['memory_bytes'] / 2**30:.0f} GiB, Python {env['python']}"
+    )
     print("versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v))
     print(f"command:  {env['command']}")
     print(f"load average at start: {', '.join(f'{x:.1f}' for x in env['load_average_at_start'])}")
     print()
-    hdr = ("workers", "shards", "docs", "wall s", "docs/s", "MB/s", "limit docs/s", "e2e/limit",
-           "worker RSS MB", "child RSS MB", "driver MB", "run PSS MB", "store MB")
+    hdr = (
+        "workers",
+        "shards",
+        "docs",
+        "wall s",
+        "docs/s",
+        "MB/s",
+        "limit docs/s",
+        "e2e/limit",
+        "CPU s",
+        "extract CPU share",
+        "worker RSS MB",
+        "child RSS MB",
+        "driver MB",
+        "run PSS MB",
+        "store MB",
+    )
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))
     for r in report["runs"]:
@@ -514,32 +573,59 @@ def print_report(report: dict[str, Any]) -> None:
         w_rss = max((w["peak_rss_bytes"] for w in pr["workers"]), default=None)
         c_rss = max((w["extract_child_peak_rss_bytes"] for w in pr["workers"]), default=None)
         lim = r.get("limit_docs_per_second")
-        print("| " + " | ".join([
-            str(r["workers"]), str(r["shards"]), f"{r['docs']:,}", f"{r['wall_seconds']:.1f}",
-            f"{r['docs_per_second']:.1f}", f"{r['input_mb_per_second']:.2f}",
-            "-" if lim is None else f"{lim:.1f}",
-            "-" if lim is None else f"{r['docs_per_second'] / lim:.2f}",
-            _mb(w_rss), _mb(c_rss), _mb(pr["driver_peak_rss_bytes"]),
-            _mb(pr["total_peak_pss_bytes"]),
-            "n/a" if pr["object_store_peak_bytes"] is None else f"{pr['object_store_peak_bytes'] / 1e6:.2f}",
-        ]) + " |")
+        print(
+            "| "
+            + " | ".join(
+                [
+                    str(r["workers"]),
+                    str(r["shards"]),
+                    f"{r['docs']:,}",
+                    f"{r['wall_seconds']:.1f}",
+                    f"{r['docs_per_second']:.1f}",
+                    f"{r['input_mb_per_second']:.2f}",
+                    "-" if lim is None else f"{lim:.1f}",
+                    "-" if lim is None else f"{r['docs_per_second'] / lim:.2f}",
+                    f"{r['cpu_seconds_total']:.0f}",
+                    "-"
+                    if r["extraction_cpu_share"] is None
+                    else f"{100 * r['extraction_cpu_share']:.0f}%",
+                    _mb(w_rss),
+                    _mb(c_rss),
+                    _mb(pr["driver_peak_rss_bytes"]),
+                    _mb(pr["total_peak_pss_bytes"]),
+                    "n/a"
+                    if pr["object_store_peak_bytes"] is None
+                    else f"{pr['object_store_peak_bytes'] / 1e6:.2f}",
+                ]
+            )
+            + " |"
+        )
     print()
     for r in report["runs"]:
-        print(f"## workers={r['workers']} shards={r['shards']}: ray start {r['ray_start_seconds']:.1f} s, phases "
-              + ", ".join(f"{k} {v:.1f} s" for k, v in r["phase_seconds"].items()))
+        print(
+            f"## workers={r['workers']} shards={r['shards']}: ray start {r['ray_start_seconds']:.1f} s, phases "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in r["phase_seconds"].items())
+        )
         print("| stage | in | out | seconds | share |")
         print("|---|---|---|---|---|")
         for s in r["stages"]:
-            print(f"| {s['name']} | {s['docs_in']:,} | {s['docs_out']:,} | {s['seconds']:.2f} | {100 * s['share']:.1f}% |")
+            print(
+                f"| {s['name']} | {s['docs_in']:,} | {s['docs_out']:,} | {s['seconds']:.2f} | {100 * s['share']:.1f}% |"
+            )
         print("| process kind | count | CPU s | peak RSS MB (max of kind) |")
         print("|---|---|---|---|")
         for k, v in sorted(r["processes"]["by_kind"].items()):
-            print(f"| {k} | {v['processes']} | {v['cpu_seconds']:.1f} | {_mb(v['peak_rss_bytes'])} |")
+            print(
+                f"| {k} | {v['processes']} | {v['cpu_seconds']:.1f} | {_mb(v['peak_rss_bytes'])} |"
+            )
         print()
     for lim in report["limits"]:
-        print(f"limit, {lim['workers']} process(es): {lim['pages']} pages in {lim['wall_seconds']:.1f} s "
-              f"({lim['wall_seconds_capped']:.1f} s with the pipeline's per-page time limit); "
-              f"page median {lim['page_ms_median']} ms, p99 {lim['page_ms_p99']} ms, max {lim['page_ms_max']} ms")
+        print(
+            f"limit, {lim['workers']} process(es): {lim['pages']} pages in {lim['wall_seconds']:.1f} s "
+            f"({lim['wall_seconds_capped']:.1f} s with the pipeline's per-page time limit; "
+            f"{lim['cpu_seconds']:.1f} CPU s); "
+            f"page median {lim['page_ms_median']} ms, p99 {lim['page_ms_p99']} ms, max {lim['page_ms_max']} ms"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -550,12 +636,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("inputs", nargs="+", help="WARC files (.warc / .warc.gz)")
-    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (default 1 2)")
-    ap.add_argument("--shards", type=int, nargs="+", default=[1, 10], help="shard counts (default 1 10)")
+    ap.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], help="worker counts (default 1 2)"
+    )
+    ap.add_argument(
+        "--shards", type=int, nargs="+", default=[1, 10], help="shard counts (default 1 10)"
+    )
     ap.add_argument("--copies", type=int, default=1, help="repeat every record this many times")
     ap.add_argument("--max-records", type=int, help="use only the first N responses (smoke runs)")
-    ap.add_argument("--set", dest="overrides", action="append", default=[],
-                    help="config override for the pipeline and the limit, e.g. extract.extractor=resiliparse")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="config override for the pipeline and the limit, e.g. extract.extractor=resiliparse",
+    )
     ap.add_argument("--work-dir", default=None, help="scratch folder (default: a new temp folder)")
     ap.add_argument("--no-limit", action="store_true", help="skip the extraction-only limit")
     ap.add_argument("--json", dest="json_path", help="also write the report as JSON here")
@@ -572,8 +667,11 @@ def main(argv: list[str] | None = None) -> int:
         shard_sets[s] = make_shards(
             args.inputs, os.path.join(work, f"shards-{s}"), s, args.copies, args.max_records
         )
-        print(f"generated {s} shard(s): {shard_sets[s]['responses']:,} responses, "
-              f"{shard_sets[s]['bytes'] / 1e6:.1f} MB", flush=True)
+        print(
+            f"generated {s} shard(s): {shard_sets[s]['responses']:,} responses, "
+            f"{shard_sets[s]['bytes'] / 1e6:.1f} MB",
+            flush=True,
+        )
 
     limits: dict[int, dict[str, Any]] = {}
     if not args.no_limit:
@@ -583,7 +681,9 @@ def main(argv: list[str] | None = None) -> int:
         report["limit_pages"] = info
         for w in sorted(set(args.workers)):
             limits[w] = measure_limit(pages_file, w, args.overrides)
-            limits[w]["docs_per_second"] = round(first["responses"] / limits[w]["wall_seconds_capped"], 2)
+            limits[w]["docs_per_second"] = round(
+                first["responses"] / limits[w]["wall_seconds_capped"], 2
+            )
             report["limits"].append(limits[w])
             print(f"limit {w} worker(s): {limits[w]}", flush=True)
         os.remove(pages_file)
@@ -603,8 +703,11 @@ def main(argv: list[str] | None = None) -> int:
                 limit_docs_per_second=limits.get(w, {}).get("docs_per_second"),
             )
             report["runs"].append(r)
-            print(f"run workers={w} shards={s}: {r['wall_seconds']:.1f} s, "
-                  f"{r['docs_per_second']:.1f} docs/s", flush=True)
+            print(
+                f"run workers={w} shards={s}: {r['wall_seconds']:.1f} s, "
+                f"{r['docs_per_second']:.1f} docs/s",
+                flush=True,
+            )
     report["environment"]["load_average_at_end"] = os.getloadavg()
     print()
     print_report(report)

@@ -19,7 +19,9 @@ def warc_seeds() -> list[bytes]:
     sys.path.insert(0, str(_TESTS))
     from warc_builder import WarcBuilder, chunked
 
-    page = "<html><head><title>t</title></head><body><p>" + "Hello world. " * 20 + "</p></body></html>"
+    page = (
+        "<html><head><title>t</title></head><body><p>" + "Hello world. " * 20 + "</p></body></html>"
+    )
     b = (
         WarcBuilder()
         .warcinfo(is_part_of="CC-MAIN-2024-22")
@@ -56,10 +58,12 @@ def html_seeds() -> list[bytes]:
     body = "<p>" + "Some ordinary text with a few words in it. " * 10 + "</p>"
     return [
         f"<html><head><meta charset='utf-8'></head><body><article>{body}</article></body></html>".encode(),
-        f"<html><head><meta charset='iso-8859-1'></head><body>{body}é</body></html>".encode("latin-1"),
+        f"<html><head><meta charset='iso-8859-1'></head><body>{body}é</body></html>".encode(
+            "latin-1"
+        ),
         ("<div>" * 200 + body + "</div>" * 200).encode(),
         b"\xef\xbb\xbf<html><body>" + body.encode() + b"</body></html>",
-        "<html><body><p>Mail me at a@example.com or +1 212 555 0100.</p></body></html>".encode(),
+        b"<html><body><p>Mail me at a@example.com or +1 212 555 0100.</p></body></html>",
     ]
 
 

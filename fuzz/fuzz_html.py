@@ -72,7 +72,6 @@ def check_html(data: bytes) -> None:
 
 def main() -> None:
     import atheris
-
     from _seeds import html_seeds, write_seeds
 
     args = list(sys.argv)
@@ -89,8 +88,8 @@ if __name__ == "__main__":
     import atheris
 
     with atheris.instrument_imports(include=["dataproc"]):
-        import dataproc.stages.charset  # noqa: F401
-        import dataproc.stages.pii  # noqa: F401
-        import dataproc.stages.quality  # noqa: F401
+        import dataproc.stages.charset
+        import dataproc.stages.pii
+        import dataproc.stages.quality
         import dataproc.stages.url_filter  # noqa: F401
     main()

@@ -59,7 +59,6 @@ def check_warc(data: bytes) -> None:
 
 def main() -> None:
     import atheris
-
     from _seeds import warc_seeds, write_seeds
 
     args = list(sys.argv)

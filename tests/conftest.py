@@ -12,9 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
-@pytest.fixture(scope="session")
-def ray_cluster():
-    """A real local Ray cluster (2 CPUs, loopback only), shared by the tests that need it."""
+def start_session_ray() -> None:
+    """Start the session's local Ray cluster (also used to restore it after multi-node tests)."""
     import ray
 
     if not ray.is_initialized():
@@ -27,5 +26,13 @@ def ray_cluster():
             log_to_driver=False,
             configure_logging=False,
         )
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray cluster (2 CPUs, loopback only), shared by the tests that need it."""
+    import ray
+
+    start_session_ray()
     yield ray
     ray.shutdown()

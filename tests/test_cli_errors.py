@@ -85,15 +85,15 @@ def test_unknown_top_level_section(workdir: Path) -> None:
     ],
 )
 def test_wrong_type_or_value(workdir: Path, override: str, needle: str) -> None:
-    proc = run_cli(
-        "run", "--set", override, "-i", "in/a.warc.gz", "-o", "out", cwd=workdir
-    )
+    proc = run_cli("run", "--set", override, "-i", "in/a.warc.gz", "-o", "out", cwd=workdir)
     assert_one_line_error(proc, needle)
     assert not (workdir / "out").exists()
 
 
 def test_override_without_equals(workdir: Path) -> None:
-    proc = run_cli("run", "--set", "langid.min_score", "-i", "in/a.warc.gz", "-o", "out", cwd=workdir)
+    proc = run_cli(
+        "run", "--set", "langid.min_score", "-i", "in/a.warc.gz", "-o", "out", cwd=workdir
+    )
     assert_one_line_error(proc, "key=value")
 
 

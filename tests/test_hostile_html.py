@@ -67,7 +67,11 @@ def extractor() -> Extractor:
 
 
 def _read(payload: bytes, content_type: str | None) -> tuple[list[Document], StageStats, list[str]]:
-    data = WarcBuilder().response("http://hostile.example/", payload, content_type=content_type).build()
+    data = (
+        WarcBuilder()
+        .response("http://hostile.example/", payload, content_type=content_type)
+        .build()
+    )
     stats = StageStats("read")
     reasons: list[str] = []
     docs = list(

@@ -264,9 +264,7 @@ def test_chunked_gzip_deflate_and_brotli_payloads() -> None:
             chunked(gzip.compress(raw)),
             headers=[("Transfer-Encoding", "chunked"), ("Content-Encoding", "gzip")],
         )
-        .response(
-            "http://lie.example/", "\x1f\x8b" + HTML, headers=[("Content-Encoding", "br")]
-        )
+        .response("http://lie.example/", "\x1f\x8b" + HTML, headers=[("Content-Encoding", "br")])
     )
     out = read(b.build(gzip=True))
     assert len(out.docs) == 6

@@ -48,15 +48,10 @@ def cluster():
     finally:
         ray.shutdown()
         c.shutdown()
-        if had_session:  # as tests/conftest.py starts it
-            ray.init(
-                num_cpus=2,
-                include_dashboard=False,
-                _node_ip_address="127.0.0.1",
-                object_store_memory=200 * 1024 * 1024,
-                log_to_driver=False,
-                configure_logging=False,
-            )
+        if had_session:  # restore the session cluster exactly as tests/conftest.py starts it
+            from conftest import start_session_ray
+
+            start_session_ray()
 
 
 @pytest.fixture(scope="module")

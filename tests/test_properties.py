@@ -23,9 +23,7 @@ from dataproc.stages.url_filter import UrlFilter
 from dataproc.stages.warc_reader import REASONS, ReaderConfig, read_warc
 from dataproc.stats import StageStats
 
-SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def read_all(data: bytes, config: ReaderConfig | None = None) -> tuple[list[Document], StageStats]:
@@ -63,7 +61,9 @@ _record = st.one_of(
 )
 
 
-def _build(records: list[tuple[str, object]], version: str) -> tuple[WarcBuilder, list[tuple[str, str]]]:
+def _build(
+    records: list[tuple[str, object]], version: str
+) -> tuple[WarcBuilder, list[tuple[str, str]]]:
     b = WarcBuilder(version).warcinfo(is_part_of="CC-TEST")
     expected: list[tuple[str, str]] = []
     for i, (kind, value) in enumerate(records):
@@ -147,7 +147,10 @@ _CODECS = ["utf-8", "cp1252", "iso-8859-1", "shift_jis", "euc_jp", "gb18030", "k
 
 
 @SETTINGS
-@given(st.binary(max_size=4000), st.sampled_from([None, "utf-8", "latin-1", "utf-7", "x-bogus", "utf-16"]))
+@given(
+    st.binary(max_size=4000),
+    st.sampled_from([None, "utf-8", "latin-1", "utf-7", "x-bogus", "utf-16"]),
+)
 def test_decoding_any_bytes_never_raises_nor_yields_nul_or_surrogates(
     payload: bytes, label: str | None
 ) -> None:
@@ -205,8 +208,12 @@ def test_quality_stages_accept_any_text_with_declared_reasons(text: str) -> None
         if isinstance(out, Reject):
             assert out.reason in stage.REASONS, (stage.name, out.reason)
         # Deterministic: the same text gets the same verdict.
-        again = stage.process(Document(id="x", url="http://x/", source="s", text=text, language="en"))
-        assert type(again) is type(out) and getattr(again, "reason", None) == getattr(out, "reason", None)
+        again = stage.process(
+            Document(id="x", url="http://x/", source="s", text=text, language="en")
+        )
+        assert type(again) is type(out) and getattr(again, "reason", None) == getattr(
+            out, "reason", None
+        )
 
 
 @SETTINGS

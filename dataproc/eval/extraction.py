@@ -197,7 +197,7 @@ def run_extractions(system: str, htmls: Sequence[str], workers: int = 1) -> list
 
 def score_pages(pages: Sequence[GoldPage], predictions: Sequence[str]) -> dict[str, Any]:
     """Macro-averaged scores of ``predictions`` (one per page) against the pages' gold text."""
-    per_page = []
+    per_page: list[dict[str, Any]] = []
     empty = skipped = 0
     for page, pred in zip(pages, predictions, strict=True):
         if not tokens(page.gold):

@@ -210,7 +210,7 @@ def score_context_sentences(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """For each sentence: which kinds were detected, against the entity type it carries."""
     from dataproc.stages.pii import find_pii
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entity, sentence in pairs:
         kinds = sorted({s.kind for s in find_pii(sentence)})
         rows.append({"entity": entity, "sentence": sentence, "detected": kinds})

@@ -126,6 +126,14 @@ def _observe(
         yield d
 
 
+def _position(stream: object) -> int | None:
+    """Bytes consumed from the input (the reader reads to the end): its size, without a HEAD."""
+    try:
+        return int(stream.tell())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def run_phase1(
     input_path: str,
     input_index: int,
@@ -184,6 +192,7 @@ def run_phase1(
             for d in docs:
                 languages[d.language or "unknown"] += 1
                 writer.add(d)
+        input_bytes = _position(stream)
 
     kept = writer.write(layout.docs(input_index))
     rejects.close()
@@ -191,6 +200,7 @@ def run_phase1(
         "input_index": input_index,
         "input": input_path,
         "fingerprint": config.fingerprint(),
+        "input_bytes": input_bytes,
         "docs_kept": kept,
         "languages": dict(sorted(languages.items())),
         "stats": stats.to_list(),
