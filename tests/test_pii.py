@@ -228,3 +228,11 @@ def test_output_holds_no_detected_entity(text: str) -> None:
 def test_never_raises_on_arbitrary_text(text: str) -> None:
     doc = PiiScrubber().process(Document(id="x", url="u", source="s", text=text))
     assert isinstance(doc, Document)
+
+
+def test_ipv6_outside_allocated_space_is_still_scrubbed():
+    from dataproc.stages.pii import find_ips
+
+    text = "server at 6e40:4041:c617:e898:c11:40d2:c669:2eb4 answered, ::1 and fe80::1 did not"
+    spans = find_ips(text)
+    assert [text[s.start : s.end] for s in spans] == ["6e40:4041:c617:e898:c11:40d2:c669:2eb4"]

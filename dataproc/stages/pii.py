@@ -163,7 +163,9 @@ def is_public_ip(address: str) -> bool:
         or ip.is_link_local
         or ip.is_multicast
         or ip.is_unspecified
-        or ip.is_reserved
+        # IPv6 "reserved" is simply space IANA has not allocated yet (outside 2000::/3): an
+        # address written in text there is still somebody's address, so only IPv4 uses it.
+        or (ip.is_reserved and ip.version == 4)
         or not ip.is_global
     )
 
