@@ -621,7 +621,8 @@ def print_report(report: dict[str, Any]) -> None:
         print()
     for lim in report["limits"]:
         print(
-            f"limit, {lim['workers']} process(es): {lim['pages']} pages in {lim['wall_seconds']:.1f} s "
+            f"limit before run workers={lim['workers']} shards={lim.get('shards')}: "
+            f"{lim['workers']} process(es): {lim['pages']} pages in {lim['wall_seconds']:.1f} s "
             f"({lim['wall_seconds_capped']:.1f} s with the pipeline's per-page time limit; "
             f"{lim['cpu_seconds']:.1f} CPU s); "
             f"page median {lim['page_ms_median']} ms, p99 {lim['page_ms_p99']} ms, max {lim['page_ms_max']} ms"
@@ -673,25 +674,26 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    limits: dict[int, dict[str, Any]] = {}
+    # The limit is measured right before each pipeline run with the same worker count, so
+    # both see the same machine load (a shared machine's load can change 2x in minutes).
+    pages_file = os.path.join(work, "pages.pickle")
     if not args.no_limit:
-        pages_file = os.path.join(work, "pages.pickle")
         first = shard_sets[min(shard_sets)]
-        info = collect_pages(first["paths"], args.overrides, pages_file)
-        report["limit_pages"] = info
-        for w in sorted(set(args.workers)):
-            limits[w] = measure_limit(pages_file, w, args.overrides)
-            limits[w]["docs_per_second"] = round(
-                first["responses"] / limits[w]["wall_seconds_capped"], 2
-            )
-            report["limits"].append(limits[w])
-            print(f"limit {w} worker(s): {limits[w]}", flush=True)
-        os.remove(pages_file)
-
+        report["limit_pages"] = collect_pages(first["paths"], args.overrides, pages_file)
     for s in sorted(set(args.shards)):
         for w in sorted(set(args.workers)):
             ss = shard_sets[s]
+            limit: dict[str, Any] = {}
+            if not args.no_limit:
+                limit = measure_limit(pages_file, w, args.overrides)
+                limit.update(
+                    shards=s,
+                    docs_per_second=round(ss["responses"] / limit["wall_seconds_capped"], 2),
+                )
+                report["limits"].append(limit)
+                print(f"limit {w} worker(s): {limit}", flush=True)
             out = os.path.join(work, f"out-w{w}-s{s}")
+            load_before = os.getloadavg()[0]
             r = run_pipeline_once(ss["paths"], out, w, args.overrides)
             r.update(
                 workers=w,
@@ -700,7 +702,8 @@ def main(argv: list[str] | None = None) -> int:
                 input_bytes=ss["bytes"],
                 docs_per_second=round(ss["responses"] / r["wall_seconds"], 2),
                 input_mb_per_second=round(ss["bytes"] / 1e6 / r["wall_seconds"], 3),
-                limit_docs_per_second=limits.get(w, {}).get("docs_per_second"),
+                limit_docs_per_second=limit.get("docs_per_second"),
+                load_average_1min=[load_before, os.getloadavg()[0]],
             )
             report["runs"].append(r)
             print(
@@ -708,6 +711,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['docs_per_second']:.1f} docs/s",
                 flush=True,
             )
+    if os.path.exists(pages_file):
+        os.remove(pages_file)
     report["environment"]["load_average_at_end"] = os.getloadavg()
     print()
     print_report(report)
