@@ -252,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="dataproc config override (e.g. extract.extractor=resiliparse)",
     )
+    ap.add_argument(
+        "--also-resiliparse",
+        action="store_true",
+        help="also run dataproc with extract.extractor=resiliparse against the same datatrove run",
+    )
     ap.add_argument("--venv", default=DEFAULT_VENV, help=f"datatrove venv (default {DEFAULT_VENV})")
     ap.add_argument("--work-dir", default=None, help="scratch folder (default: a new temp folder)")
     ap.add_argument("--skip-datatrove", action="store_true", help=argparse.SUPPRESS)
@@ -280,25 +285,34 @@ def main(argv: list[str] | None = None) -> int:
         "overrides": args.overrides,
         "results": [],
     }
+    variants = [("dataproc", args.overrides)]
+    if args.also_resiliparse:
+        variants.append(
+            ("dataproc+resiliparse", [*args.overrides, "extract.extractor=resiliparse"])
+        )
     for w in args.workers:
+        # datatrove first, then each dataproc variant, back to back (same machine load).
         dt = run_datatrove(py, paths, w, os.path.join(work, f"datatrove-w{w}"), args.overrides)
-        dp = run_bench.run_pipeline_once(
-            paths, os.path.join(work, f"dataproc-w{w}"), w, args.overrides
-        )
-        row = {
-            "workers": w,
-            "datatrove": dt,
-            "dataproc": dp,
-            "datatrove_docs_per_second": round(responses / dt["wall_seconds"], 2),
-            "dataproc_docs_per_second": round(responses / dp["wall_seconds"], 2),
-        }
-        row["ratio"] = round(row["dataproc_docs_per_second"] / row["datatrove_docs_per_second"], 3)
-        report["results"].append(row)
-        print(
-            f"workers={w}: datatrove {dt['wall_seconds']:.1f} s, dataproc {dp['wall_seconds']:.1f} s, "
-            f"ratio {row['ratio']:.2f}",
-            flush=True,
-        )
+        dt_rate = round(responses / dt["wall_seconds"], 2)
+        for name, overrides in variants:
+            out = os.path.join(work, f"{name.replace('+', '-')}-w{w}")
+            dp = run_bench.run_pipeline_once(paths, out, w, overrides)
+            row = {
+                "workers": w,
+                "variant": name,
+                "overrides": overrides,
+                "datatrove": dt,
+                "dataproc": dp,
+                "datatrove_docs_per_second": dt_rate,
+                "dataproc_docs_per_second": round(responses / dp["wall_seconds"], 2),
+            }
+            row["ratio"] = round(row["dataproc_docs_per_second"] / dt_rate, 3)
+            report["results"].append(row)
+            print(
+                f"workers={w}: datatrove {dt['wall_seconds']:.1f} s, {name} "
+                f"{dp['wall_seconds']:.1f} s, ratio {row['ratio']:.2f}",
+                flush=True,
+            )
     env["load_average_at_end"] = os.getloadavg()
 
     print(f"\n# dataproc vs datatrove — {env['cpu']}, {env['cores']} cores")
@@ -316,12 +330,13 @@ def main(argv: list[str] | None = None) -> int:
         f"load average at start {env['load_average_at_start']}, at end {env['load_average_at_end']}"
     )
     print(
-        "| workers | datatrove s | datatrove docs/s | dataproc s | dataproc docs/s | ratio | kept dt / dp |"
+        "| workers | dataproc variant | datatrove s | datatrove docs/s | dataproc s "
+        "| dataproc docs/s | ratio | kept dt / dp |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in report["results"]:
         print(
-            f"| {r['workers']} | {r['datatrove']['wall_seconds']:.1f} | {r['datatrove_docs_per_second']:.1f} | "
+            f"| {r['workers']} | {r['variant']} | {r['datatrove']['wall_seconds']:.1f} | {r['datatrove_docs_per_second']:.1f} | "
             f"{r['dataproc']['wall_seconds']:.1f} | {r['dataproc_docs_per_second']:.1f} | {r['ratio']:.2f} | "
             f"{r['datatrove']['docs_kept']:,} / {r['dataproc']['docs_kept']:,} |"
         )

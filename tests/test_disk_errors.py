@@ -193,11 +193,12 @@ def test_disk_full_mid_run_then_rerun_gives_identical_output(
         config = _config(sample, out, max_retries=0)
         try:
             result = run_pipeline(config)
-        except OSError:
-            pass  # the manifest itself could not be written: also a clean stop
+        except OSError as e:
+            print(f"run stopped: {e}")  # the manifest itself could not be written
         else:
             assert not result.ok
             assert result.failures
+            print(f"run stopped: {result.failures}")
         assert_nothing_looks_finished(out)
 
         filler.unlink()

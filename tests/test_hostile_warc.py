@@ -411,3 +411,14 @@ def test_header_line_bomb_is_bounded() -> None:
     assert out.urls == ["http://after.example/"]
     assert out.dropped == Counter({"corrupt_record": 1})
     assert peak < len(data) + 8 * MIB
+
+
+def test_target_uris_with_spaces_do_not_flood_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+    b = WarcBuilder()
+    for i in range(200):
+        b.response(f"http://spaces.example/a b c {i}", HTML)
+    with caplog.at_level("WARNING"):
+        out = read(b.build(gzip=True))
+    assert len(out.urls) == 200
+    assert out.urls[0] == "http://spaces.example/a%20b%20c%200"  # still read, percent-encoded
+    assert [r for r in caplog.records if r.name.startswith("warcio")] == []

@@ -25,6 +25,7 @@ the allocator keep memory after a huge page; a fresh process gives it back).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import os
 import pickle
@@ -49,6 +50,8 @@ _CODEC_ERRORS = "surrogatepass"
 # How often (in calls) the parent reads the child's RSS; /proc reads are cheap but not free.
 _RSS_CHECK_EVERY_CALLS = 16
 _JOIN_SECONDS = 5.0
+# Pipe buffer asked for (1 MiB is Linux's default pipe-max-size for unprivileged users).
+_PIPE_BYTES = 1 << 20
 _MIN_POLL_SECONDS = 0.02
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -117,6 +120,16 @@ def _child_entry(read_fd: int, write_fd: int) -> None:
     sys.path[:] = path
     work_fn = pickle.loads(fn_blob)
     _child_loop(_Duplex(conn_in, conn_out), work_fn, warmup)  # type: ignore[arg-type]
+
+
+def _widen_pipe(fd: int) -> None:
+    """Grow a pipe's buffer (Linux; default 64 KiB) so a typical page goes in one write
+    instead of many small writes each waiting for the other side to drain the pipe."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is None:
+        return
+    with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size: keep the default
+        fcntl.fcntl(fd, set_size, _PIPE_BYTES)
 
 
 class _Duplex:
@@ -188,6 +201,8 @@ class Sandbox:
             ) from None
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
+        _widen_pipe(to_child_w)
+        _widen_pipe(from_child_w)
         try:
             proc = subprocess.Popen(
                 [

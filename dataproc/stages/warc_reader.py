@@ -20,6 +20,7 @@ production reader over millions of real files needs and warcio does not do:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -273,6 +274,11 @@ class _MemberStream:
 
 def _quiet_iterator_class() -> type:
     from warcio.archiveiterator import WARCIterator
+
+    # warcio logs a warning, with the URI, for every WARC-Target-URI holding spaces (it then
+    # percent-encodes them): a hostile file of a million such records would flood the worker
+    # and driver logs. The URI is still read (fixed); only the log line is silenced.
+    logging.getLogger("warcio.recordloader").setLevel(logging.ERROR)
 
     class _QuietWARCIterator(WARCIterator):  # type: ignore[misc]
         """warcio writes a warning with the whole offending line to stderr when a record is
