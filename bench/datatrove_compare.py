@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         dt_rate = round(responses / dt["wall_seconds"], 2)
         for name, overrides in variants:
             out = os.path.join(work, f"{name.replace('+', '-')}-w{w}")
-            dp = run_bench.run_pipeline_once(paths, out, w, overrides)
+            dp = run_bench.run_pipeline_isolated(paths, out, w, overrides)
             row = {
                 "workers": w,
                 "variant": name,

@@ -157,6 +157,9 @@ class Sampler(threading.Thread):
         self._psutil = psutil
         self.interval = interval
         self.me = os.getpid()
+        # Processes already running (this one) count only the CPU they use from now on.
+        me_cpu = psutil.Process(self.me).cpu_times()
+        self._cpu_base: dict[int, float] = {self.me: me_cpu.user + me_cpu.system}
         self.procs: dict[int, ProcInfo] = {}
         self.peak_total_rss = 0
         self.samples = 0
@@ -218,7 +221,8 @@ class Sampler(threading.Thread):
             except psutil.Error:
                 continue
             info.peak_rss = max(info.peak_rss, int(mem.rss))
-            info.cpu_seconds = max(info.cpu_seconds, float(cpu.user + cpu.system))
+            used = float(cpu.user + cpu.system) - self._cpu_base.get(h.pid, 0.0)
+            info.cpu_seconds = max(info.cpu_seconds, used)
             total_rss += int(mem.rss)
             total_pss += pss
         self.samples += 1
@@ -317,10 +321,35 @@ def _timing_progress(total_inputs: int) -> Any:
     return TimingProgress()
 
 
+def run_pipeline_isolated(
+    paths: list[str], out_dir: str, workers: int, overrides: list[str]
+) -> dict[str, Any]:
+    """``run_pipeline_once`` in a fresh Python process, which is then the run's driver: its
+    memory and CPU are the driver's alone, not the benchmark's (pages held for the limit)."""
+    with tempfile.TemporaryDirectory(prefix="dataproc-bench-run-") as tmp:
+        spec, result = os.path.join(tmp, "spec.json"), os.path.join(tmp, "result.json")
+        Path(spec).write_text(
+            json.dumps(
+                {"paths": paths, "out_dir": out_dir, "workers": workers, "overrides": overrides}
+            )
+        )
+        subprocess.run([sys.executable, __file__, "_run-once", spec, result], check=True)
+        return json.loads(Path(result).read_text())
+
+
+def _run_once_child(spec_path: str, result_path: str) -> None:
+    from dataproc.runner.ray_runtime import ensure_loopback_env
+
+    ensure_loopback_env()
+    spec = json.loads(Path(spec_path).read_text())
+    r = run_pipeline_once(spec["paths"], spec["out_dir"], spec["workers"], spec["overrides"])
+    Path(result_path).write_text(json.dumps(r, default=list))
+
+
 def run_pipeline_once(
     paths: list[str], out_dir: str, workers: int, overrides: list[str]
 ) -> dict[str, Any]:
-    """Run the real pipeline on ``paths`` with ``workers`` CPUs; measure it."""
+    """Run the real pipeline on ``paths`` with ``workers`` CPUs in this process; measure it."""
     from dataproc.config import build_config
     from dataproc.runner.driver import run_pipeline
 
@@ -690,6 +719,9 @@ def print_report(report: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "_run-once":
+        _run_once_child(argv[1], argv[2])
+        return 0
     if argv and argv[0] == "_limit-worker":
         overrides = [argv[i + 1] for i in range(4, len(argv) - 1) if argv[i] == "--set"]
         _limit_worker(argv[1], int(argv[2]), int(argv[3]), overrides)
@@ -755,7 +787,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"limit {w} worker(s): {limit}", flush=True)
             out = os.path.join(work, f"out-w{w}-s{s}")
             load_before = os.getloadavg()[0]
-            r = run_pipeline_once(ss["paths"], out, w, args.overrides)
+            r = run_pipeline_isolated(ss["paths"], out, w, args.overrides)
             r.update(
                 workers=w,
                 shards=s,
