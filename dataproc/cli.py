@@ -55,10 +55,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "--input",
         "-i",
         dest="inputs",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="PATH",
-        help="WARC file, directory, glob (quote it) or URL (s3://, gs://, https://); repeatable",
+        help="WARC files, directories, globs or URLs (s3://, gs://, https://); repeatable",
     )
     run.add_argument("--output", "-o", help="output folder (local path or URL)")
     from dataproc.cli_cluster import add_crawl_args
@@ -125,9 +126,36 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _done_inputs(config: Any) -> set[int]:
+    """Input indexes an earlier run into the same output finished with the same config."""
+    from dataproc.io import fs
+    from dataproc.runner.layout import OutputLayout
+
+    if not config.output:
+        return set()
+    layout = OutputLayout(config.output)
+    done = set()
+    for p in fs.listdir(fs.join(layout.work, "done")):
+        name = p.rsplit("/", 1)[-1]
+        if name.endswith("-phase3.json"):
+            try:
+                if fs.read_json(p).get("fingerprint") == config.fingerprint():
+                    done.add(int(name.split("-", 1)[0]))
+            except (OSError, ValueError):
+                continue
+    return done
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from dataproc.runner.plan import plan_inputs
 
+    # Command-line flags are overrides like --set, so they are validated the same way.
+    if args.workers is not None:
+        args.overrides.append(f"execution.workers={args.workers}")
+    if args.address:
+        args.overrides.append(f"execution.address={args.address}")
+    if args.quiet:
+        args.overrides.append("execution.progress=none")
     config = _load(args)
     if args.sample:
         from dataproc.sample import write_sample_warcs
@@ -145,20 +173,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     apply_crawl_args(args, config)  # --crawl/--shards: the crawl's listing becomes the inputs
     if args.output:
         config.output = args.output
-    if args.address:
-        config.execution.address = args.address
-    if args.workers:
-        config.execution.workers = args.workers
-    if args.quiet:
-        config.execution.progress = "none"
 
     inputs = plan_inputs(config.inputs)
     if args.dry_run:
         print(
             f"{len(inputs)} input file(s) would be processed into {config.output or '(no --output given)'}:"
         )
+        from dataproc.stages.tokenize import tokenizer_info
+
+        tokenizer_info(config.tokenizer)  # the tokenizer must load before anything runs
+        done = _done_inputs(config)
         for i in inputs:
-            print(f"  [{i.index:06d}] {i.path}")
+            mark = "  (done)" if i.index in done else ""
+            print(f"  [{i.index:06d}] {i.path}{mark}")
         return EXIT_OK
 
     from dataproc.runner.driver import run_pipeline
@@ -184,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     except DataprocError as e:
         print(f"dataproc: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # `dataproc inspect OUT | head`: the reader left; not an error of ours.
+        sys.stderr.close()
+        return EXIT_OK
     except OSError as e:
         # Disk full or permission lost mid-run: finished work is kept (atomic files, markers).
         where = f"{e.filename}: " if e.filename else ""

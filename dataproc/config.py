@@ -6,6 +6,7 @@ Every option has a default, so ``PipelineConfig()`` is a complete, sensible pipe
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -166,9 +167,15 @@ def build_config(
     data: dict[str, Any] | None = None, overrides: list[str] | None = None, source: str = "config"
 ) -> PipelineConfig:
     """Validate a raw dict (plus overrides) into a PipelineConfig, raising ConfigError."""
-    raw = dict(data or {})
+    raw = copy.deepcopy(dict(data or {}))
     if overrides:
+        # Blame the file for the file's mistakes, and --set for its own.
+        try:
+            PipelineConfig.model_validate(raw)
+        except ValidationError as err:
+            raise ConfigError(_format_validation_error(err, source)) from None
         raw = apply_overrides(raw, overrides)
+        source = "--set"
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as err:
@@ -191,7 +198,10 @@ def load_config(
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: top level must be a mapping of sections, got {type(data).__name__}"

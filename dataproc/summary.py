@@ -43,7 +43,9 @@ def print_summary(result: Any, console: Console | None = None) -> None:
         console.print("PII scrubbed: " + ", ".join(f"{k} {v:,}" for k, v in sorted(pii.items())))
     reused = {k: v for k, v in result.reused.items() if v}
     if reused:
-        console.print(f"reused from an earlier run: {reused}")
+        names = {"phase1": "filtered files", "phase2": "dedup", "phase3": "tokenized files"}
+        parts = [f"{names.get(k, k)} {v}" for k, v in reused.items()]
+        console.print("reused from an earlier run (not redone): " + ", ".join(parts))
     console.print(f"output:   {os.path.join(out, 'tokens')}/")
     console.print(
         f"manifest: {os.path.join(out, 'manifest.json')}   stats: {os.path.join(out, 'stats.json')}"

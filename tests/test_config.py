@@ -59,3 +59,26 @@ def test_bad_yaml_is_a_clear_error(tmp_path):
     p.write_text("langid: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(p)
+
+
+def test_shipped_pipelines_load_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_config("pipelines/multilingual.yaml").name == "multilingual"
+
+
+def test_set_errors_are_blamed_on_set_and_file_errors_on_the_file(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("langid:\n  min_score: 0.5\n")
+    with pytest.raises(ConfigError, match=r"^--set: langid.min_score"):
+        load_config(p, ["langid.min_score=high"])
+    p.write_text("langid:\n  min_score: high\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: langid.min_score"):
+        load_config(p, ["tokenizer.name=o200k_base"])
+
+
+def test_yaml_syntax_error_is_one_line(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("langid:\n  languages: [en\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert "\n" not in str(e.value) and "line" in str(e.value)

@@ -397,3 +397,30 @@ def test_child_dies_with_its_parent_even_mid_page():
     while time.monotonic() < deadline and not _gone(child_pid):
         time.sleep(0.05)
     assert _gone(child_pid)
+
+
+def test_table_rows_lose_their_markdown_frame():
+    from dataproc.stages.extract import flatten_table_rows
+
+    text = "| Web \\| Texts \\| Audio |\n|---|:---:|\n| The rocket flew. | It landed. |\n|  |  |\nplain"
+    assert flatten_table_rows(text) == "Web | Texts | Audio\nThe rocket flew. | It landed.\nplain"
+    assert flatten_table_rows("no tables here.\nnone") == "no tables here.\nnone"
+
+
+def test_article_laid_out_in_a_table_keeps_sentence_ends():
+    from dataproc.stages.extract import ExtractConfig, extract_text
+
+    sentences = " ".join(
+        f"Sentence number {i} of this long table article is here." for i in range(40)
+    )
+    html = (
+        "<html><body><table><tr><td><p>" + sentences + "</p></td></tr>"
+        "<tr><td><p>"
+        + sentences.replace("Sentence", "Line")
+        + "</p></td></tr></table></body></html>"
+    )
+    text = extract_text(html, ExtractConfig())
+    assert text, "nothing extracted"
+    assert not any(
+        line.strip().startswith("|") or line.strip().endswith("|") for line in text.splitlines()
+    )

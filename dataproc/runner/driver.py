@@ -72,17 +72,22 @@ def prepare_output(
         # fsspec lists a file as its own only entry: without this it would be called "not
         # empty", and --overwrite would delete it.
         raise OutputError(f"--output {layout.out} is a file, not a folder; give a folder path")
+    settings = _result_settings(config)
     if fs.exists(layout.run_state):
         old = fs.read_json(layout.run_state)
         same = all(old.get(k) == v for k, v in state.items())
         if not same and not overwrite:
-            what = "config" if old.get("fingerprint") != state["fingerprint"] else "list of inputs"
+            if old.get("fingerprint") != state["fingerprint"]:
+                changed = _changed_keys(old.get("settings", {}), settings)
+                what = "config" + (f" ({', '.join(changed[:5])} changed)" if changed else "")
+            else:
+                what = "list of inputs"
             raise OutputError(
                 f"{layout.out} holds a run with a different {what}; "
                 "use another --output, or --overwrite to delete it and start again"
             )
-        if not same:
-            _wipe(layout)
+        if overwrite:
+            _wipe(layout)  # --overwrite means start again, even with the same config
     else:
         entries = [e for e in fs.listdir(layout.out)]
         if entries and not overwrite:
@@ -94,12 +99,28 @@ def prepare_output(
             _wipe(layout)
     try:
         fs.makedirs(layout.out)
-        fs.write_json_atomic(layout.run_state, state)
+        fs.write_json_atomic(layout.run_state, {**state, "settings": settings})
     except OSError as e:
         raise OutputError(
             f"cannot write to {layout.out}: {e.strerror or e}; make it writable (and check free "
             "space) or choose another --output"
         ) from None
+
+
+def _result_settings(config: PipelineConfig) -> dict[str, Any]:
+    """The part of the config that decides the result (not where or how it runs)."""
+    return config.model_dump(mode="json", exclude={"inputs", "output", "execution"})
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _changed_keys(a, b, f"{prefix}{k}.")
+        elif a != b:
+            keys.append(f"{prefix}{k}")
+    return keys
 
 
 def _wipe(layout: OutputLayout) -> None:
@@ -334,7 +355,9 @@ def _finalize(
         input_entries.append({"index": inp.index, "path": inp.path, "bytes": nbytes})
     manifest = build_manifest(
         pipeline=config.name,
-        config=config.model_dump(mode="json"),
+        # Only what decides the result: the manifest is the same whatever the worker count
+        # or progress display (those are in stats.json's "execution").
+        config={**_result_settings(config), "inputs": [i.path for i in inputs]},
         config_fingerprint=config.fingerprint(),
         tokenizer=tok_info,
         inputs=input_entries,
@@ -362,6 +385,8 @@ def _finalize(
         "languages_after_filters": dict(sorted(languages.items())),
         "dedup": dedup_summary,
         "failures": manifest.get("failures", []),
+        "execution": config.execution.model_dump(mode="json"),
+        "timings": manifest["timings"],
     }
     fs.write_json_atomic(layout.stats, stats_doc)
     return manifest

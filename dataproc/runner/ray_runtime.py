@@ -52,6 +52,10 @@ def ray_session(exec_config: ExecutionConfig) -> Iterator[Any]:
     if env_vars:
         kwargs["runtime_env"] = {"env_vars": env_vars}
     if address is None:
+        # Token auth stays on; on a loopback-only cluster its start-up notice is just noise.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+            logging.ERROR
+        )
         kwargs.update(
             # "local" always starts a fresh cluster: never join one that merely happens to run
             # on this machine (another user's, a test's) without being asked to.

@@ -8,6 +8,7 @@ is dropped as ``timeout``. ``extract_text`` is the same extraction, in-process, 
 from __future__ import annotations
 
 import functools
+import re
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -112,7 +113,33 @@ def _trafilatura_extract(html: str, config: ExtractConfig) -> str:
         include_tables=config.include_tables,
         deduplicate=dedup,
     )
-    return text or ""
+    return flatten_table_rows(text or "")
+
+
+# trafilatura 2.x writes table rows Markdown-style (`| a | b |`, `|---|`, `\|` escapes). In
+# plain training text that turns layout tables into pipe soup, and every such line "ends" in
+# `|`, so real articles laid out in tables fail the line-punctuation rules. Cells are kept,
+# joined by " | ", without the frame.
+_TABLE_SEPARATOR_RE = re.compile(r"^\|(?:\s*:?-+:?\s*\|)+$")
+_CELL_SPLIT_RE = re.compile(r"(?<!\\)\|")
+
+
+def flatten_table_rows(text: str) -> str:
+    """Turn Markdown-style table rows into plain lines of cells; other lines are unchanged."""
+    if "|" not in text:
+        return text
+    out = []
+    for line in text.split("\n"):
+        row = line.strip()
+        if len(row) >= 2 and row[0] == "|" and row[-1] == "|":
+            if _TABLE_SEPARATOR_RE.match(row):
+                continue
+            cells = [c.strip().replace("\\|", "|") for c in _CELL_SPLIT_RE.split(row[1:-1])]
+            line = " | ".join(c for c in cells if c)
+            if not line:
+                continue
+        out.append(line)
+    return "\n".join(out)
 
 
 def _resiliparse_extract(html: str) -> str:

@@ -68,8 +68,15 @@ def _child_loop(conn: Connection, work_fn: WorkFn, warmup: str | None) -> None:
     """Child loop: answer each request until the parent closes its end of the pipe."""
     if warmup is not None:
         # Pay the lazy imports (trafilatura, lxml) before the first timed call.
-        with contextlib.suppress(Exception):
+        try:
             work_fn(warmup)
+        except ImportError as e:
+            # A broken install (e.g. lxml without lxml_html_clean) fails every page the same
+            # way: refuse to start rather than drop every page as an "extraction_error".
+            conn.send_bytes(_ERROR + f"{type(e).__name__}: {e}"[:500].encode("utf-8", "replace"))
+            return
+        except Exception:
+            pass  # the warm-up page itself may be unextractable; real pages decide
     conn.send_bytes(_READY)
     while True:
         try:
@@ -226,9 +233,17 @@ class Sandbox:
         self._calls = 0
         try:
             self._send.send_bytes(pickle.dumps((list(sys.path), fn_blob, self._warmup)))
-            ready = self._recv.poll(self._start_timeout) and self._recv.recv_bytes() == _READY
+            first = self._recv.recv_bytes() if self._recv.poll(self._start_timeout) else b""
         except (EOFError, OSError):
-            ready = False
+            first = b""
+        ready = first == _READY
+        if first.startswith(_ERROR):
+            self._kill()
+            raise ExtractionError(
+                "the extractor cannot run in this environment: "
+                f"{first[1:].decode('utf-8', 'replace')}; reinstall dataproc with its "
+                "dependencies (pip install -e .) and check `python -c 'import trafilatura'`"
+            )
         if not ready:
             code = self._exit_code()
             self._kill()

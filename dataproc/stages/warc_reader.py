@@ -628,13 +628,13 @@ class _FileReader:
                 raw.clear_mark()
                 resyncing = False
                 continue
-            if outcome == _TRUNCATED:
-                if not resyncing:
-                    self.stats.counters["truncated_member"] += 1
-                return
-            # Corrupt gzip data: look for the next member header after this one's start.
             if not resyncing:
-                self.stats.counters["corrupt_member"] += 1
+                kind = "truncated_member" if outcome == _TRUNCATED else "corrupt_member"
+                self.stats.counters[kind] += 1
+            # Corrupt gzip data, or the input ended inside a member: look for the next member
+            # header after this one's start. (A member cut short in the middle of a file makes
+            # zlib read the following members as its own data until the end of the input; they
+            # are still there to be found.)
             resyncing = True
             before = raw.pos
             found = raw.find(GZIP_MAGIC, member_start + 1)
