@@ -38,6 +38,11 @@ def print_summary(result: Any, console: Console | None = None) -> None:
         f"({m.get('tokenizer', {}).get('name', '?')}) in {totals.get('files', 0)} Parquet file(s), "
         f"{result.seconds:,.1f}s"
     )
+    if not totals.get("rows") and not result.failures:
+        console.print(
+            "[bold yellow]warning:[/] no document survived; the table above says which stage "
+            "dropped them and rejects/ says why"
+        )
     pii = {k[4:]: v for s in result.stats for k, v in s.counters.items() if k.startswith("pii_")}
     if pii:
         console.print("PII scrubbed: " + ", ".join(f"{k} {v:,}" for k, v in sorted(pii.items())))

@@ -313,6 +313,13 @@ def verify_output(out_dir: str, *, sample_docs: int = 5) -> VerifyResult:
             result.problems.append(f"manifest totals.{key}={totals.get(key)} != sum over files")
     if totals.get("files") != len(files):
         result.problems.append(f"manifest totals.files={totals.get('files')} != {len(files)}")
+    if not files and totals.get("rows", 0) == 0:
+        # Valid as a file format, but never what a training job wants: most often a broken
+        # environment or a filter that dropped everything (see stats.json / rejects/).
+        result.problems.append(
+            "the output holds no documents; check stats.json and rejects/ for why every "
+            "document was dropped"
+        )
     result.checked.update(
         {
             "files": len(present),

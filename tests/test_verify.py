@@ -59,9 +59,12 @@ def test_clean_output_verifies(out):
     assert r.checked["files"] == 2 and r.checked["rows"] == 35 and r.checked["unique_ids"] == 35
 
 
-def test_empty_output_verifies(tmp_path):
+def test_empty_output_is_flagged(tmp_path):
+    # A well-formed output with no documents is never what training wants (e.g. a broken
+    # extractor dropped everything): verify says so instead of "safe to train on".
     make_output(str(tmp_path), [0])
-    assert verify_output(str(tmp_path)).ok
+    r = verify_output(str(tmp_path))
+    assert not r.ok and "holds no documents" in " ".join(r.problems)
 
 
 def test_flipped_byte_is_a_sha_mismatch(out):
