@@ -422,3 +422,14 @@ def test_target_uris_with_spaces_do_not_flood_the_logs(caplog: pytest.LogCapture
     assert len(out.urls) == 200
     assert out.urls[0] == "http://spaces.example/a%20b%20c%200"  # still read, percent-encoded
     assert [r for r in caplog.records if r.name.startswith("warcio")] == []
+
+
+def test_member_cut_short_in_the_middle_of_a_file_loses_only_itself() -> None:
+    # zlib reads the members after a cut one as its own data until the end of the file; the
+    # reader must still find them (found by the Hypothesis property in test_properties.py).
+    units = pages(3).build_units(gzip=True)
+    units[5] = units[5][: len(units[5]) // 2]  # the response of page 1, cut in half
+    out = read(b"".join(units))
+    assert out.urls == [URLS3[0], URLS3[2]]
+    assert out.dropped.total() - sum(CC_SKIPS.values()) == 1
+    assert out.counters["truncated_member"] == 1

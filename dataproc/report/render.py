@@ -212,10 +212,20 @@ def _funnel(d: ReportData) -> str:
     return _section("funnel", "Funnel: documents and bytes through the stages", body)
 
 
+# WARC records that are never web pages (a Common Crawl file is 2/3 of them): counted by the
+# reader, but listing them among "documents dropped" would drown the real drop reasons.
+_NON_PAGE_RECORDS = ("warcinfo", "request", "metadata", "conversion")
+
+
 def _drops(d: ReportData) -> str:
     reasons: list[tuple[str, int]] = []
+    skipped_records = 0
     for s in d.stages:
-        reasons.extend((f"{s.name}: {r}", n) for r, n in s.dropped.items())
+        for r, n in s.dropped.items():
+            if s.name == "read" and r in _NON_PAGE_RECORDS:
+                skipped_records += n
+            else:
+                reasons.append((f"{s.name}: {r}", n))
     reasons.sort(key=lambda x: -x[1])
     total = sum(n for _, n in reasons) or 1
     svg = plots.hbar(
@@ -229,6 +239,12 @@ def _drops(d: ReportData) -> str:
     body = _chart(svg, "nothing was dropped") + _table(
         ["stage: reason", "documents", "share of drops"], rows, [False, True, True]
     )
+    if skipped_records:
+        body += (
+            f'<p class="note">Not counted above: {skipped_records:,} WARC records that are not '
+            f"web pages ({', '.join(_NON_PAGE_RECORDS)}); the funnel's <code>read</code> row "
+            "includes them.</p>"
+        )
     return _section("drops", "Why documents were dropped", body)
 
 
