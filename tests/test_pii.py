@@ -236,3 +236,11 @@ def test_ipv6_outside_allocated_space_is_still_scrubbed():
     text = "server at 6e40:4041:c617:e898:c11:40d2:c669:2eb4 answered, ::1 and fe80::1 did not"
     spans = find_ips(text)
     assert [text[s.start : s.end] for s in spans] == ["6e40:4041:c617:e898:c11:40d2:c669:2eb4"]
+
+
+def test_a_table_of_cards_separated_by_single_spaces_is_fully_scrubbed():
+    from dataproc.stages.pii import scrub
+
+    out, counts = scrub("4111 1111 1111 1111 " * 500)
+    assert counts["card"] == 500
+    assert "4111" not in out
