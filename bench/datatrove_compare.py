@@ -72,79 +72,89 @@ class RegexWordTokenizer(WordTokenizer):
 DT_PIPELINE = """
 import json, os, shutil, sys, time
 
-args = json.loads(sys.argv[1])
-os.environ["HF_HUB_OFFLINE"] = "1"
-from datatrove.io import cached_assets_path, strip_protocol
-from datatrove.utils.lid import FT176LID
 
-# Offline: put dataproc's lid.176.ftz where datatrove would download lid.176.bin.
-d = cached_assets_path(library_name="datatrove", namespace="lid", subfolder=FT176LID.MODEL_SUBFOLDER)
-local = os.path.join(d, strip_protocol(FT176LID.MODEL_URL).replace("/", "_"))
-if not os.path.exists(local + ".completed"):
-    shutil.copyfile(args["lid_model"], local)
-    open(local + ".completed", "w").close()
+def main():
 
-# Offline: tldextract (used by URLFilter) would try to download the public suffix list and
-# wait for the network to fail; use its bundled snapshot, as an offline user would.
-import tldextract
-_tld_init = tldextract.TLDExtract.__init__
-def _offline_tld_init(self, *a, **k):
-    k["suffix_list_urls"] = ()
-    _tld_init(self, *a, **k)
-tldextract.TLDExtract.__init__ = _offline_tld_init
 
-from datatrove.executor import LocalPipelineExecutor
-from datatrove.pipeline.dedup import (
-    MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature,
-)
-from datatrove.pipeline.dedup.minhash import MinhashConfig
-from datatrove.pipeline.extractors import Trafilatura
-from datatrove.pipeline.filters import LanguageFilter, URLFilter
-from datatrove.pipeline.formatters import PIIFormatter
-from datatrove.pipeline.readers import JsonlReader, WarcReader
-from datatrove.pipeline.writers import JsonlWriter
-from dt_regex_tokenizer import RegexWordTokenizer
+    args = json.loads(sys.argv[1])
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from datatrove.io import cached_assets_path, strip_protocol
+    from datatrove.utils.lid import FT176LID
 
-w, work, n_files = args["workers"], args["work"], args["n_files"]
-mh = MinhashConfig(n_grams=args["ngram"], num_buckets=args["bands"], hashes_per_bucket=args["rows"])
-tok = RegexWordTokenizer("en")
-stage1 = LocalPipelineExecutor(
-    pipeline=[
-        WarcReader(args["input_dir"], glob_pattern="*.warc*"),
-        URLFilter(),
-        Trafilatura(favour_precision=True, timeout=args["timeout"]),
-        LanguageFilter(languages=["en"], language_threshold=args["min_score"]),
-        PIIFormatter(),
-        JsonlWriter(f"{work}/docs"),
-        MinhashDedupSignature(output_folder=f"{work}/sigs", config=mh, language=tok),
-    ],
-    tasks=n_files, workers=w, logging_dir=f"{work}/logs/s1",
-)
-stage2 = LocalPipelineExecutor(
-    pipeline=[MinhashDedupBuckets(input_folder=f"{work}/sigs", output_folder=f"{work}/buckets", config=mh)],
-    tasks=mh.num_buckets, workers=w, logging_dir=f"{work}/logs/s2", depends=stage1,
-)
-stage3 = LocalPipelineExecutor(
-    pipeline=[MinhashDedupCluster(input_folder=f"{work}/buckets", output_folder=f"{work}/remove_ids", config=mh)],
-    tasks=1, workers=1, logging_dir=f"{work}/logs/s3", depends=stage2,
-)
-stage4 = LocalPipelineExecutor(
-    pipeline=[
-        JsonlReader(f"{work}/docs"),
-        MinhashDedupFilter(input_folder=f"{work}/remove_ids"),
-        JsonlWriter(f"{work}/final"),
-    ],
-    tasks=n_files, workers=w, logging_dir=f"{work}/logs/s4", depends=stage3,
-)
-t0 = time.time()
-stage4.run()
-wall = time.time() - t0
-kept = 0
-import gzip
-for name in sorted(os.listdir(f"{work}/final")):
-    with gzip.open(os.path.join(work, "final", name), "rt") as f:
-        kept += sum(1 for _ in f)
-print(json.dumps({"wall_seconds": wall, "docs_kept": kept}))
+    # Offline: put dataproc's lid.176.ftz where datatrove would download lid.176.bin.
+    d = cached_assets_path(library_name="datatrove", namespace="lid", subfolder=FT176LID.MODEL_SUBFOLDER)
+    local = os.path.join(d, strip_protocol(FT176LID.MODEL_URL).replace("/", "_"))
+    if not os.path.exists(local + ".completed"):
+        shutil.copyfile(args["lid_model"], local)
+        open(local + ".completed", "w").close()
+
+    # Offline: tldextract (used by URLFilter) would try to download the public suffix list and
+    # wait for the network to fail; use its bundled snapshot, as an offline user would.
+    import tldextract
+    _tld_init = tldextract.TLDExtract.__init__
+    def _offline_tld_init(self, *a, **k):
+        k["suffix_list_urls"] = ()
+        _tld_init(self, *a, **k)
+    tldextract.TLDExtract.__init__ = _offline_tld_init
+
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup import (
+        MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature,
+    )
+    from datatrove.pipeline.dedup.minhash import MinhashConfig
+    from datatrove.pipeline.extractors import Trafilatura
+    from datatrove.pipeline.filters import LanguageFilter, URLFilter
+    from datatrove.pipeline.formatters import PIIFormatter
+    from datatrove.pipeline.readers import JsonlReader, WarcReader
+    from datatrove.pipeline.writers import JsonlWriter
+    from dt_regex_tokenizer import RegexWordTokenizer
+
+    w, work, n_files = args["workers"], args["work"], args["n_files"]
+    mh = MinhashConfig(n_grams=args["ngram"], num_buckets=args["bands"], hashes_per_bucket=args["rows"])
+    tok = RegexWordTokenizer("en")
+    stage1 = LocalPipelineExecutor(
+        pipeline=[
+            WarcReader(args["input_dir"], glob_pattern="*.warc*"),
+            URLFilter(),
+            Trafilatura(favour_precision=True, timeout=args["timeout"]),
+            LanguageFilter(languages=["en"], language_threshold=args["min_score"]),
+            PIIFormatter(),
+            JsonlWriter(f"{work}/docs"),
+            MinhashDedupSignature(output_folder=f"{work}/sigs", config=mh, language=tok),
+        ],
+        tasks=n_files, workers=w, logging_dir=f"{work}/logs/s1",
+    )
+    stage2 = LocalPipelineExecutor(
+        pipeline=[MinhashDedupBuckets(input_folder=f"{work}/sigs", output_folder=f"{work}/buckets", config=mh)],
+        tasks=mh.num_buckets, workers=w, logging_dir=f"{work}/logs/s2", depends=stage1,
+    )
+    stage3 = LocalPipelineExecutor(
+        pipeline=[MinhashDedupCluster(input_folder=f"{work}/buckets", output_folder=f"{work}/remove_ids", config=mh)],
+        tasks=1, workers=1, logging_dir=f"{work}/logs/s3", depends=stage2,
+    )
+    stage4 = LocalPipelineExecutor(
+        pipeline=[
+            JsonlReader(f"{work}/docs"),
+            MinhashDedupFilter(input_folder=f"{work}/remove_ids"),
+            JsonlWriter(f"{work}/final"),
+        ],
+        tasks=n_files, workers=w, logging_dir=f"{work}/logs/s4", depends=stage3,
+    )
+    t0 = time.time()
+    stage4.run()
+    wall = time.time() - t0
+    kept = 0
+    import gzip
+    for name in sorted(os.listdir(f"{work}/final")):
+        with gzip.open(os.path.join(work, "final", name), "rt") as f:
+            kept += sum(1 for _ in f)
+    print(json.dumps({"wall_seconds": wall, "docs_kept": kept}))
+
+
+# datatrove's executor starts its workers with forkserver, which re-imports this __main__
+# module: without the guard every worker process would start the whole pipeline again.
+if __name__ == "__main__":
+    main()
 """
 
 

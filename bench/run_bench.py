@@ -131,7 +131,9 @@ def _classify(proc: Any, me: int) -> str:
         return "extract_child"
     if cmd.startswith("ray::") or name.startswith("ray::") or "default_worker.py" in cmd:
         return "ray_worker"
-    return "ray_system"
+    if "ray" in cmd or "gcs_server" in name or "raylet" in name:
+        return "ray_system"
+    return "other"  # e.g. datatrove's processes in datatrove_compare.py
 
 
 @dataclass
