@@ -18,7 +18,7 @@ def flaky_page(html: str) -> str:
 
 def test_import_error_in_warmup_refuses_to_start():
     box = Sandbox(missing_dependency, timeout_seconds=5, warmup="<html></html>")
-    with pytest.raises(ExtractionError, match="cannot run in this environment.*lxml_html_clean"):
+    with pytest.raises(ExtractionError, match=r"cannot run in this environment.*lxml_html_clean"):
         box.start()
     box.close()
 

@@ -498,7 +498,7 @@ def scrub(
     PII cannot loop forever); the output then holds nothing the detectors would find.
     """
     ph = placeholders or DEFAULT_PLACEHOLDERS
-    counts = dict.fromkeys(kinds, 0)
+    counts: dict[str, int] = dict.fromkeys(kinds, 0)
     for _ in range(_MAX_PASSES):
         spans = find_pii(text, kinds)
         if not spans:

@@ -25,7 +25,7 @@ import os
 import re
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import datetime, timezone
 from typing import Any, BinaryIO
 
@@ -650,7 +650,9 @@ class _FileReader:
         it.reader = self.reader_cls(it.fh, block_size=_WARCIO_BLOCK_BYTES)
         return it
 
-    def _iterate(self, it: Any, member_offset: int | None, quiet: bool) -> Iterator[Document]:
+    def _iterate(
+        self, it: Any, member_offset: int | None, quiet: bool
+    ) -> Generator[Document, None, str]:
         """Yield the documents of one iterator; return an outcome (``_OK`` or damage).
 
         ``quiet``: we are scanning for a member after damage; a candidate that fails before
