@@ -269,7 +269,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--venv", default=DEFAULT_VENV, help=f"datatrove venv (default {DEFAULT_VENV})")
     ap.add_argument("--work-dir", default=None, help="scratch folder (default: a new temp folder)")
-    ap.add_argument("--skip-datatrove", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", dest="json_path", help="also write the results as JSON here")
     args = ap.parse_args(argv)
 
