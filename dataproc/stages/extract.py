@@ -49,8 +49,9 @@ class ExtractConfig(StrictModel):
     timeout_wall_multiplier: float = Field(
         4.0,
         ge=1,
-        description="A page is also stopped after this many times its limit in wall-clock "
-        "seconds (catches an extractor blocked without using CPU).",
+        description="A page is also stopped when its extractor makes no progress (under 1% "
+        "of a core) for this many times its limit in wall-clock seconds: a blocked child. "
+        "Slow progress on a busy node is not stopped, so results don't depend on load.",
     )
     min_chars: int = Field(
         50, ge=0, description="Drop pages whose extracted text has fewer characters (`too_short`)."

@@ -15,7 +15,7 @@ fails outright. The work function is pickled once, at start-up, together with ``
 
 The time limit is on the child's CPU time (read from ``/proc``), not wall time, so a page is
 not dropped just because the node is oversubscribed and results do not depend on load; a child
-that stalls without using CPU is stopped after ``wall_factor`` times the limit in wall time.
+that stalls (no CPU progress) for ``wall_factor`` times the limit in wall time is stopped too.
 
 The child is replaced: after a timeout (SIGKILL, then wait), when it dies, after
 ``max_calls_per_child`` calls, and when its resident memory exceeds ``max_rss_bytes`` (lxml and
@@ -286,24 +286,37 @@ class Sandbox:
         return CallResult("error", reply[1:].decode("utf-8", "replace"))
 
     def _wait(self, recv: Connection, limit: float, cpu_start: float | None) -> bool:
-        """Wait for a reply; False once the child used ``limit`` CPU seconds (or wall cap)."""
-        wall_deadline = time.monotonic() + limit * self._wall_factor
+        """Wait for a reply; False once the child used ``limit`` CPU seconds, or stalled.
+
+        The decision must not depend on how busy the machine is, or the output would depend
+        on scheduling: a slow page on an oversubscribed node gets less CPU per second but the
+        same CPU budget. The wall clock only catches a child that makes *no* progress (blocked,
+        not computing): less than 1% CPU over a window of ``limit * wall_factor`` seconds.
+        Without CPU accounting (no /proc) the limit is simply that wall window.
+        """
+        window = limit * self._wall_factor
+        if cpu_start is None:
+            return bool(recv.poll(window))
+        mark_wall, mark_cpu = time.monotonic(), cpu_start
         used = 0.0
         while True:
             # CPU time never runs faster than wall time, so the budget cannot be exhausted
             # before another `limit - used` seconds have passed: sleep in the poll till then.
-            remaining_wall = wall_deadline - time.monotonic()
-            step = min(max(limit - used, _MIN_POLL_SECONDS), max(remaining_wall, 0.0))
+            until_window = mark_wall + window - time.monotonic()
+            step = min(max(limit - used, _MIN_POLL_SECONDS), max(until_window, _MIN_POLL_SECONDS))
             if recv.poll(step):
                 return True
-            if time.monotonic() >= wall_deadline:
-                return False
             cpu_now = self._child_cpu_seconds()
-            if cpu_start is None or cpu_now is None:
-                return False  # no CPU accounting here: the limit is wall time
+            if cpu_now is None:
+                return False  # the child is gone: the caller reads the EOF
             used = cpu_now - cpu_start
             if used >= limit:
                 return False
+            now = time.monotonic()
+            if now - mark_wall >= window:
+                if cpu_now - mark_cpu < 0.01 * (now - mark_wall):
+                    return False  # stalled: blocked without computing
+                mark_wall, mark_cpu = now, cpu_now
 
     def _child_cpu_seconds(self) -> float | None:
         """User + system CPU seconds of the child so far (None where /proc is unavailable)."""
