@@ -199,3 +199,21 @@ def test_multilingual_pipeline_keeps_every_language(ray_cluster, sample, tmp_pat
     manifest = json.loads((tmp_path / "multi" / "manifest.json").read_text())
     assert manifest["tokenizer"]["name"] == "o200k_base"
     assert max(max(ids) for ids in table.column("input_ids").to_pylist()) > 65535
+
+
+def test_a_part_left_by_an_earlier_generation_is_removed(first_run):
+    # An earlier phase-3 run (older dedup generation) recorded one more part than this one
+    # will write: the leftover must go, or every Parquet reader would read it.
+    config, _, out, _ = first_run
+    before = _tree_digest(out)
+    marker = out / "_work" / "done" / "000000-phase3.json"
+    m = json.loads(marker.read_text())
+    stale = "tokens/part-000000-0999.parquet"
+    (out / stale).write_bytes((out / m["files"][0]["path"]).read_bytes())
+    m["files"].append(dict(m["files"][0], path=stale))
+    m["generation"] = "older"
+    marker.write_text(json.dumps(m))
+    result = run_pipeline(config)
+    assert result.ok and result.executed.get("phase3") == 1
+    assert not (out / stale).exists()
+    assert _tree_digest(out) == before

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -62,12 +61,16 @@ def _iter_docs(path: str) -> Iterator[Document]:
                 )
 
 
-def _remove_stale_parts(layout: OutputLayout, input_index: int) -> None:
-    """A retried task may find complete parts from an earlier attempt: start clean."""
-    pattern = re.compile(rf"part-{input_index:06d}-\d{{4}}\.parquet$")
-    for p in fs.listdir(layout.tokens_dir):
-        if pattern.search(p):
-            fs.remove(p)
+def _earlier_parts(layout: OutputLayout, input_index: int) -> set[str]:
+    """Token files an earlier phase-3 run of this input recorded (a retry, or an earlier dedup
+    generation); read from its marker, so no listing of ``tokens/`` (90,000 inputs on S3)."""
+    path = layout.phase3_marker(input_index)
+    if not fs.exists(path):
+        return set()
+    try:
+        return {f["path"] for f in fs.read_json(path).get("files", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
 
 
 def run_phase3(
@@ -97,7 +100,7 @@ def run_phase3(
                     d.id, d.url, d.source, d.offset, "dedup", reason, f"kept_doc_index:{kept}"
                 )
 
-    _remove_stale_parts(layout, input_index)
+    earlier = _earlier_parts(layout, input_index)
     tokenizer_stage = _tokenizer_stage(config)
     writer = TokenShardWriter(out_dir, input_index, config.write, tokenizer)
     docs = not_removed(_iter_docs(layout.docs(input_index)))
@@ -111,6 +114,10 @@ def run_phase3(
         stats.get("tokenize").counters["tokens"] += len(d.token_ids)
         writer.write(d)
     files = writer.close()
+    # Same config and inputs rewrite the same names; a new dedup generation may need fewer
+    # parts, and a leftover part would be read by every Parquet reader: remove it.
+    for stale in sorted(earlier - {f.path for f in files}):
+        fs.remove(fs.join(out_dir, stale))
     rejects.close()
     return {
         "input_index": input_index,
