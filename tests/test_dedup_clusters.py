@@ -14,6 +14,7 @@ import pytest
 from dataproc.dedup.buckets import BandKeyWriter, bucket_path
 from dataproc.dedup.clusters import (
     ClusterSummary,
+    _assign_centers,
     _components,
     _size_range,
     build_clusters,
@@ -21,6 +22,7 @@ from dataproc.dedup.clusters import (
 )
 from dataproc.dedup.config import DedupConfig
 from dataproc.dedup.minhash import MinHasher
+from dataproc.dedup.signatures import SignatureWriter, load_signatures
 from dataproc.errors import DedupError
 
 # Two bands of one row each: tests choose band keys by hand.
@@ -107,6 +109,7 @@ def test_transitive_clusters_keep_min_and_reasons(tmp_path: Path) -> None:
         "docs_in_clusters": 6,
         "clusters": 2,
         "edges": summary.edges,
+        "split_by_verification": 0,
         "docs_removed": 4,
         "removed": {"exact_duplicate": 1, "near_duplicate": 3},
         "size_histogram": {"2": 1, "3-4": 1},
@@ -325,3 +328,118 @@ def test_add_batch_writes_the_same_files_as_add(tmp_path: Path) -> None:
         bad.add_batch(docs[:3] + np.uint64(1 << 32), keys[:3], None)
     with pytest.raises(DedupError, match=r"expected \(3, 3\)"):
         bad.add_batch(docs[:3], keys[:3, :2], None)
+
+
+# ---- verification of LSH candidates against stored signatures (dedup.min_similarity) -------
+
+
+def _chain_texts(n_links: int, words_per_text: int = 300, step: int = 45) -> list[str]:
+    """Texts that each share most words with the next, while the ends share little.
+
+    Text k is a window of ``words_per_text`` random words starting at ``k * step``: neighbours
+    overlap by ``words_per_text - step`` words, text 0 and the last text by far fewer.
+    """
+    rng = np.random.default_rng(7)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    total = words_per_text + step * (n_links - 1)
+    words = ["".join(rng.choice(letters, size=int(k))) for k in rng.integers(3, 9, size=total)]
+    return [" ".join(words[k * step : k * step + words_per_text]) for k in range(n_links)]
+
+
+def _dedup_texts(work: Path, texts: list[str], cfg: DedupConfig) -> ClusterSummary:
+    hasher = MinHasher(cfg)
+    bands = BandKeyWriter(str(work), 0, cfg)
+    sigs = SignatureWriter(str(work), 0, cfg.num_perm)
+    for j, t in enumerate(texts):
+        sig = hasher.signature(t)
+        bands.add(d(0, j), hasher.band_keys(sig), hasher.exact_key(t))
+        sigs.add(d(0, j), sig)
+    bands.close()
+    sigs.close()
+    edge_files = []
+    for b in range(cfg.num_buckets):
+        files = sorted(glob.glob(str(work / "bands" / f"bucket={b:04d}" / "*.parquet")))
+        out = str(work / "edges" / f"bucket={b:04d}.parquet")
+        find_bucket_edges(files, out)
+        edge_files.append(out)
+    return build_clusters(
+        edge_files,
+        str(work / "dedup"),
+        signatures_dir=str(work),
+        num_perm=cfg.num_perm,
+        min_similarity=cfg.min_similarity,
+    )
+
+
+def _jaccard(hasher: MinHasher, x: str, y: str) -> float:
+    a, b = set(hasher.shingles(x)), set(hasher.shingles(y))
+    return len(a & b) / len(a | b)
+
+
+def test_verification_stops_candidate_chains(tmp_path: Path) -> None:
+    """A~B~C~... chains: plain LSH components remove the far end; verification keeps it."""
+    texts = _chain_texts(6)
+    hasher = MinHasher(DedupConfig())
+    assert _jaccard(hasher, texts[0], texts[1]) > 0.65  # neighbours: LSH candidates
+    assert _jaccard(hasher, texts[0], texts[5]) < 0.3  # ends: unrelated pages
+
+    plain = _dedup_texts(tmp_path / "plain", texts, DedupConfig(min_similarity=0.0))
+    verified = _dedup_texts(tmp_path / "verified", texts, DedupConfig(min_similarity=0.75))
+    kept_plain = {r["doc"]: r["kept"] for rs in _removed(tmp_path / "plain").values() for r in rs}
+    kept_ver = {r["doc"]: r["kept"] for rs in _removed(tmp_path / "verified").values() for r in rs}
+    # Without verification the chain collapses: some removal is of a page unlike its kept one.
+    assert any(
+        _jaccard(hasher, texts[x & 0xFFFF], texts[k & 0xFFFF]) < 0.5 for x, k in kept_plain.items()
+    )
+    # With it, every removal is of a page similar to the one kept in its place ...
+    assert kept_ver
+    for doc, kept in kept_ver.items():
+        assert kept < doc
+        assert _jaccard(hasher, texts[doc & 0xFFFF], texts[kept & 0xFFFF]) >= 0.6
+    # ... and the chain's far end survives.
+    assert d(0, 5) not in kept_ver or kept_ver[d(0, 5)] >= d(0, 3)
+    assert verified.split_by_verification >= 1
+    assert plain.split_by_verification == 0
+    assert verified.docs_removed < plain.docs_removed
+
+
+def test_assign_centers_greedy_in_node_order() -> None:
+    """Nodes join the first earlier center they match, else become centers themselves."""
+    p = 10
+    base = np.arange(p, dtype=np.uint32)
+    sigs = np.stack(
+        [
+            base,  # 0: center of component 0
+            base + np.array([0] * 8 + [99, 99], dtype=np.uint32),  # 1: 8/10 agree with 0
+            base + 50,  # 2: agrees with nobody -> new center
+            base + np.array([50] * 9 + [7], dtype=np.uint32),  # 3: 9/10 with 2, 0 with 0
+            base,  # 4: identical to 0
+            base + 1000,  # 5: own component (root), matches itself
+            base + 1000,  # 6: same as 5
+        ]
+    )
+    comp = np.array([0, 0, 0, 0, 0, 5, 5], dtype=np.int64)
+    center = _assign_centers(comp, sigs, need=8)
+    assert center.tolist() == [0, 0, 2, 2, 0, 5, 5]
+    # need=10: only identical signatures stay together.
+    assert _assign_centers(comp, sigs, need=10).tolist() == [0, 1, 2, 3, 0, 5, 5]
+
+
+def test_signatures_round_trip_and_subset(tmp_path: Path) -> None:
+    w = SignatureWriter(str(tmp_path), 3, 4)
+    rng = np.random.default_rng(0)
+    rows = {d(3, j): rng.integers(0, 2**32, size=4, dtype=np.uint64) for j in range(2000)}
+    for doc in sorted(rows, reverse=True):  # written sorted whatever the order of add
+        w.add(doc, rows[doc])
+    assert w.close() == 2000
+    want = np.array([d(3, 5), d(3, 17), d(3, 1999)], dtype=np.uint64)
+    got = load_signatures(str(tmp_path), want, 4)
+    assert got.tolist() == [rows[int(x)].tolist() for x in want]
+    with pytest.raises(DedupError, match="no signature"):
+        load_signatures(str(tmp_path), np.array([d(3, 5000)], dtype=np.uint64), 4)
+    with pytest.raises(DedupError, match="missing"):
+        load_signatures(str(tmp_path), np.array([d(4, 0)], dtype=np.uint64), 4)
+    with pytest.raises(DedupError, match="num_perm"):
+        load_signatures(str(tmp_path), want, 8)
+    with pytest.raises(DedupError, match="2\\*\\*32"):
+        SignatureWriter(str(tmp_path), 0, 2).add(0, np.array([1, 2**40], dtype=np.uint64))

@@ -7,6 +7,7 @@ deterministic: the same inputs give byte-identical files in whatever order they 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,8 @@ class ClusterSummary:
 
     ``docs_in_clusters`` counts every document that has at least one duplicate (kept ones
     included); ``clusters`` is the number of duplicate groups (= documents kept from them);
+    ``split_by_verification`` counts documents that LSH linked to a group but that were kept
+    because they are not similar enough to its kept document (``dedup.min_similarity``);
     ``removed`` counts removed documents by reason; ``size_histogram`` maps a cluster-size
     range (``"2"``, ``"3-4"``, ``"5-8"``, ...) to the number of clusters of that size.
     """
@@ -40,6 +43,7 @@ class ClusterSummary:
     docs_in_clusters: int = 0
     clusters: int = 0
     edges: int = 0
+    split_by_verification: int = 0
     removed: dict[str, int] = field(default_factory=lambda: {REASON_EXACT: 0, REASON_NEAR: 0})
     size_histogram: dict[str, int] = field(default_factory=dict)
     max_cluster_size: int = 0
@@ -53,6 +57,7 @@ class ClusterSummary:
             "docs_in_clusters": self.docs_in_clusters,
             "clusters": self.clusters,
             "edges": self.edges,
+            "split_by_verification": self.split_by_verification,
             "docs_removed": self.docs_removed,
             "removed": dict(sorted(self.removed.items())),
             "size_histogram": dict(self.size_histogram),
@@ -307,11 +312,71 @@ def removed_path(out_dir: str, input_index: int) -> str:
     return fs.join(out_dir, "removed", f"{input_index:06d}.parquet")
 
 
-def build_clusters(edge_files: list[str], out_dir: str) -> ClusterSummary:
+def _assign_centers(
+    comp: NDArray[np.int64], sigs: NDArray[np.uint32], need: int
+) -> NDArray[np.int64]:
+    """Each node's center: the first node of its component (in node order) it matches.
+
+    A node *matches* a center when at least ``need`` of their MinHash values agree. Fast path:
+    in most components every node matches the component's smallest node, which is then the
+    center of all. The other components are split greedily in node order: a node joins the
+    first center it matches, or becomes a new center. Centers only ever come before the nodes
+    they take, so the smallest doc_index of each cluster is kept, and the result does not
+    depend on the order edges were found in. First match, not best match: with best match a
+    center created between two identical documents can pull the second one away.
+    """
+    n = len(comp)
+    center = comp.copy()
+    matches_root = np.empty(n, dtype=bool)
+    for lo in range(0, n, 1 << 16):
+        hi = min(lo + (1 << 16), n)
+        agree = (sigs[lo:hi] == sigs[comp[lo:hi]]).sum(axis=1)
+        matches_root[lo:hi] = agree >= need
+    split = np.unique(comp[~matches_root])
+    if len(split) == 0:
+        return center
+    members = np.flatnonzero(np.isin(comp, split))
+    members = members[np.argsort(comp[members], kind="stable")]  # grouped, ascending inside
+    groups = np.flatnonzero(
+        np.concatenate(([True], comp[members][1:] != comp[members][:-1], [True]))
+    )
+    for lo, hi in zip(groups[:-1].tolist(), groups[1:].tolist(), strict=True):
+        group = members[lo:hi]
+        centers = np.empty(len(group), dtype=np.int64)
+        center_sigs = np.empty((len(group), sigs.shape[1]), dtype=sigs.dtype)
+        n_centers = 0
+        for node in group.tolist():
+            agree = (center_sigs[:n_centers] == sigs[node]).sum(axis=1)
+            hit = np.flatnonzero(agree >= need)
+            if len(hit):
+                center[node] = centers[hit[0]]
+            else:
+                centers[n_centers] = node
+                center_sigs[n_centers] = sigs[node]
+                n_centers += 1
+                center[node] = node
+    return center
+
+
+def build_clusters(
+    edge_files: list[str],
+    out_dir: str,
+    *,
+    signatures_dir: str | None = None,
+    num_perm: int = 0,
+    min_similarity: float = 0.0,
+) -> ClusterSummary:
     """Cluster all duplicate edges; list every removed document per input file.
 
-    Clusters are the connected components of all edges. Each keeps its smallest doc_index;
-    every other member is written to ``{out_dir}/removed/{input_index:06d}.parquet``
+    Candidate clusters are the connected components of all edges. Without verification
+    (``min_similarity`` 0) each keeps its smallest doc_index and removes the rest. With it,
+    the signatures of every document with an edge are read from ``signatures_dir`` (see
+    ``dataproc.dedup.signatures``) and each component is split into clusters around centers
+    (``_assign_centers``): a document is removed only if its estimated Jaccard similarity with
+    the document kept in its place is at least ``min_similarity``. That bounds every removal
+    directly, instead of trusting chains of LSH candidates.
+
+    Removed documents are written to ``{out_dir}/removed/{input_index:06d}.parquet``
     (``doc``, ``kept``, ``reason``; sorted by doc; ``input_index = doc >> 32``). Inputs
     without removed documents get no file.
 
@@ -338,20 +403,35 @@ def build_clusters(edge_files: list[str], out_dir: str) -> ClusterSummary:
     comp = _components(n, ia, ib)
     exact_comp = _components(n, ia[exact], ib[exact])
     del ia, ib, exact
+    n_components = int((comp == np.arange(n)).sum())
+
+    if min_similarity > 0:
+        if signatures_dir is None or num_perm <= 0:
+            raise DedupError("build_clusters: min_similarity needs signatures_dir and num_perm")
+        from dataproc.dedup.signatures import load_signatures
+
+        sigs = load_signatures(signatures_dir, nodes, num_perm)
+        need = max(1, math.ceil(min_similarity * num_perm - 1e-9))
+        center = _assign_centers(comp, sigs, need)
+        del sigs
+    else:
+        center = comp
 
     ids = np.arange(n, dtype=np.int64)
-    is_root = comp == ids
-    sizes = np.bincount(comp, minlength=n)[is_root]
+    is_root = center == ids
+    sizes = np.bincount(center, minlength=n)[is_root]
     removed_ids = np.flatnonzero(~is_root)
-    kept_ids = comp[removed_ids]
+    kept_ids = center[removed_ids]
     is_exact = exact_comp[removed_ids] == exact_comp[kept_ids]
 
-    summary.docs_in_clusters = n
-    summary.clusters = int(is_root.sum())
+    clustered = sizes >= 2
+    summary.docs_in_clusters = int(sizes[clustered].sum())
+    summary.clusters = int(clustered.sum())
+    summary.split_by_verification = int(is_root.sum()) - n_components
     summary.removed = {REASON_EXACT: int(is_exact.sum()), REASON_NEAR: int((~is_exact).sum())}
-    summary.max_cluster_size = int(sizes.max())
+    summary.max_cluster_size = int(sizes.max()) if clustered.any() else 0
     hist: dict[str, int] = {}
-    size_values, size_counts = np.unique(sizes, return_counts=True)
+    size_values, size_counts = np.unique(sizes[clustered], return_counts=True)
     for s, c in zip(size_values.tolist(), size_counts.tolist(), strict=True):
         label = _size_range(s)
         hist[label] = hist.get(label, 0) + c

@@ -52,6 +52,16 @@ class DedupConfig(StrictModel):
         description="Also remove documents whose normalized text is identical "
         "(64-bit hash of it), reported as `exact_duplicate`.",
     )
+    min_similarity: float = Field(
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description="Verification of LSH candidates: a document is removed only if its "
+        "estimated Jaccard similarity (share of equal MinHash values) with the document kept "
+        "in its place is at least this. Stops chains of candidates (A~B~C) from removing "
+        "unrelated pages, at the cost of 4 x num_perm bytes per document on disk under "
+        "_work/sigs. 0 turns it off: every group of LSH candidates becomes one cluster.",
+    )
     num_buckets: int = Field(
         16,
         ge=1,

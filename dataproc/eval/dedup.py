@@ -130,28 +130,39 @@ def run_dedup(
     from dataproc.dedup.clusters import build_clusters, find_bucket_edges
     from dataproc.dedup.config import DedupConfig
     from dataproc.dedup.minhash import MinHasher
+    from dataproc.dedup.signatures import SignatureWriter
 
     cfg = config or DedupConfig()
     hasher = MinHasher(cfg)
     by_key: dict[tuple[int, int], list[int]] = defaultdict(list)
     with tempfile.TemporaryDirectory(prefix="dataproc-eval-dedup-") as work:
         writer = BandKeyWriter(work, 0, cfg)
+        sig_writer = SignatureWriter(work, 0, cfg.num_perm)
         for i, text in enumerate(texts):
-            keys = hasher.band_keys(hasher.signature(text))
+            sig = hasher.signature(text)
+            keys = hasher.band_keys(sig)
             exact = hasher.exact_key(text) if cfg.exact else None
             writer.add(i, keys, exact)
+            sig_writer.add(i, sig)
             for band, key in enumerate(keys.tolist()):
                 by_key[(band, key)].append(i)
             if exact is not None:
                 by_key[(cfg.bands, exact)].append(i)
         writer.close()
+        sig_writer.close()
         edge_files = []
         for b in range(cfg.num_buckets):
             files = glob.glob(os.path.join(work, "bands", f"bucket={b:04d}", "*.parquet"))
             out = os.path.join(work, "edges", f"bucket={b:04d}.parquet")
             find_bucket_edges(files, out)
             edge_files.append(out)
-        build_clusters(edge_files, os.path.join(work, "dedup"))
+        build_clusters(
+            edge_files,
+            os.path.join(work, "dedup"),
+            signatures_dir=work,
+            num_perm=cfg.num_perm,
+            min_similarity=cfg.min_similarity,
+        )
         kept_of: dict[int, int] = {}
         for path in glob.glob(os.path.join(work, "dedup", "removed", "*.parquet")):
             t = pq.read_table(path)

@@ -318,7 +318,19 @@ def _run_dedup(
     edge_files = [layout.edges(b) for b in range(config.dedup.num_buckets)]
     remote_clusters = tasks.clusters_remote(ray, opts)
     summary_res, failures = _Phase("dedup-clusters", progress).run(
-        ray, [("clusters", remote_clusters.remote(edge_files, layout.dedup_dir))]
+        ray,
+        [
+            (
+                "clusters",
+                remote_clusters.remote(
+                    edge_files,
+                    layout.dedup_dir,
+                    layout.work,
+                    config.dedup.num_perm,
+                    config.dedup.min_similarity,
+                ),
+            )
+        ],
     )
     if failures:
         return {}, failures

@@ -148,6 +148,7 @@ def run_phase1(
     """
     from dataproc.dedup.buckets import BandKeyWriter
     from dataproc.dedup.minhash import MinHasher
+    from dataproc.dedup.signatures import SignatureWriter
     from dataproc.stages.warc_reader import read_warc
 
     started = time.time()
@@ -177,17 +178,21 @@ def run_phase1(
         if config.dedup.enabled:
             hasher = MinHasher(config.dedup)
             bands = BandKeyWriter(layout.work, input_index, config.dedup)
+            # Written even with min_similarity 0, so that phase-1 output does not depend on it.
+            sigs = SignatureWriter(layout.work, input_index, config.dedup.num_perm)
             sig_stats = stats.get("minhash")
             for d in docs:
                 sig_stats.docs_in += 1
                 with sig_stats.timed():
-                    keys = hasher.band_keys(hasher.signature(d.text))
+                    sig = hasher.signature(d.text)
                     exact = hasher.exact_key(d.text) if config.dedup.exact else None
-                    bands.add(d.doc_index, keys, exact)
+                    bands.add(d.doc_index, hasher.band_keys(sig), exact)
+                    sigs.add(d.doc_index, sig)
                 sig_stats.docs_out += 1
                 languages[d.language or "unknown"] += 1
                 writer.add(d)
             bands.close()
+            sigs.close()
         else:
             for d in docs:
                 languages[d.language or "unknown"] += 1

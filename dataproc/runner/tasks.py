@@ -56,10 +56,22 @@ def edges_task(bucket_files: list[str], out_path: str) -> int:
     return find_bucket_edges(bucket_files, out_path)
 
 
-def clusters_task(edge_files: list[str], out_dir: str) -> dict:
+def clusters_task(
+    edge_files: list[str],
+    out_dir: str,
+    signatures_dir: str | None = None,
+    num_perm: int = 0,
+    min_similarity: float = 0.0,
+) -> dict:
     from dataproc.dedup.clusters import build_clusters
 
-    summary = build_clusters(edge_files, out_dir)
+    summary = build_clusters(
+        edge_files,
+        out_dir,
+        signatures_dir=signatures_dir,
+        num_perm=num_perm,
+        min_similarity=min_similarity,
+    )
     return summary.to_dict() if hasattr(summary, "to_dict") else dict(summary.__dict__)
 
 
