@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+import re
+from collections import Counter
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -19,10 +22,14 @@ from dataproc.stages.quality import (
     GopherRepetitionConfig,
     GopherRepetitionFilter,
     QualityConfig,
+    _duplicates,
+    _lines,
+    _paragraphs,
+    _RepeatedNgrams,
     count_sentences,
     quality_stages,
 )
-from dataproc.stages.text_utils import split_words
+from dataproc.stages.text_utils import _WORD_TOKEN_RE, split_words
 
 _VOCAB = [
     "river",
@@ -223,6 +230,189 @@ def test_duplicated_5_grams() -> None:
     assert _reason(GopherRepetitionFilter(cfg), text) == "duplicated_5_n_grams"
 
 
+# --- Gopher repetition: fast n-gram counts against the plain-Python reference ----------------
+# The filter counts n-grams with integer ids and numpy; these are the straightforward versions
+# it replaced (tuples in a Counter / a set), kept to check the decisions stay byte-identical.
+
+
+def _ref_ngrams(words: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    return list(zip(*(words[i:] for i in range(n)), strict=False))
+
+
+def _ref_top_ngram_chars(words: Sequence[str], n: int) -> int:
+    counts: Counter[tuple[str, ...]] = Counter(_ref_ngrams(words, n))
+    if not counts:
+        return 0
+    gram, count = counts.most_common(1)[0]
+    return (sum(map(len, gram)) + n - 1) * count
+
+
+def _ref_dup_ngram_chars(words: Sequence[str], n: int) -> int:
+    grams = _ref_ngrams(words, n)
+    seen: set[tuple[str, ...]] = set()
+    chars = i = 0
+    while i < len(grams):
+        if grams[i] in seen:
+            chars += sum(map(len, grams[i])) + n - 1
+            i += n
+        else:
+            seen.add(grams[i])
+            i += 1
+    return chars
+
+
+def _ref_duplicates(items: Sequence[str]) -> tuple[int, int]:
+    seen: set[str] = set()
+    n = chars = 0
+    for x in items:
+        if x in seen:
+            n, chars = n + 1, chars + len(x)
+        else:
+            seen.add(x)
+    return n, chars
+
+
+def _ref_repetition(text: str, cfg: GopherRepetitionConfig) -> str | None:
+    """The filter's decision computed the slow way (regex splits, tuple n-grams)."""
+    n_chars = len(text)
+    if n_chars == 0:
+        return None
+    paragraphs = re.split(r"\n{2,}", text.strip())
+    n_dup, dup_chars = _ref_duplicates(paragraphs)
+    if n_dup / len(paragraphs) > cfg.max_dup_para_frac:
+        return "dup_para_frac"
+    if dup_chars / n_chars > cfg.max_dup_para_char_frac:
+        return "dup_para_char_frac"
+    lines = re.split(r"\n+", text.strip())
+    n_dup, dup_chars = _ref_duplicates(lines)
+    if n_dup / len(lines) > cfg.max_dup_line_frac:
+        return "dup_line_frac"
+    if dup_chars / n_chars > cfg.max_dup_line_char_frac:
+        return "dup_line_char_frac"
+    words = _WORD_TOKEN_RE.findall(text)
+    for n, limit in cfg.max_top_ngram_char_frac.items():
+        if _ref_top_ngram_chars(words, n) / n_chars > limit:
+            return f"top_{n}_gram"
+    for n, limit in cfg.max_dup_ngram_char_frac.items():
+        if _ref_dup_ngram_chars(words, n) / n_chars > limit:
+            return f"duplicated_{n}_n_grams"
+    return None
+
+
+# Words of different lengths, so tied n-grams differ in characters (tie-breaking matters).
+_TINY_VOCAB = ["a", "bb", "ccc", "dddd", "e"]
+
+
+def _assert_ngrams_match(words: list[str]) -> None:
+    grams = _RepeatedNgrams(words)
+    for n in range(1, 13):
+        assert grams.top_chars(n) == _ref_top_ngram_chars(words, n), ("top", n)
+        assert grams.dup_chars(n) == _ref_dup_ngram_chars(words, n), ("dup", n)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_TINY_VOCAB[:3]), max_size=120))
+def test_ngram_counts_match_reference_tiny_vocab(words: list[str]) -> None:
+    _assert_ngrams_match(words)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_TINY_VOCAB), max_size=120), st.integers(1, 5))
+def test_ngram_counts_match_reference_vocab_sizes(words: list[str], vocab: int) -> None:
+    # Fold the words onto the first ``vocab`` words: from 1 word (one long repeat) to 5.
+    _assert_ngrams_match([_TINY_VOCAB[_TINY_VOCAB.index(w) % vocab] for w in words])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(_TINY_VOCAB), min_size=1, max_size=15), st.integers(1, 6)
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_ngram_counts_match_reference_long_docs(blocks: list[tuple[list[str], int]]) -> None:
+    # Long documents made of repeated blocks: long repeated n-grams, overlapping skips.
+    words = [w for block, times in blocks for _ in range(times) for w in block]
+    _assert_ngrams_match(words)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ngram_counts_match_reference_real_words(seed: int) -> None:
+    # Prose-like text with repeated sentences: thousands of words, the numpy-sized levels.
+    rng = random.Random(seed)
+    sentences = [split_words(good_text(1, seed=seed * 100 + i)) for i in range(40)]
+    words = [w for _ in range(300) for w in rng.choice(sentences)[: rng.randint(3, 16)]]
+    _assert_ngrams_match(words)
+
+
+def test_ngram_ties_go_to_the_first_ngram() -> None:
+    # "ccc ccc" and "a a" both occur twice; the one seen first decides the length.
+    assert _RepeatedNgrams(["ccc", "ccc", "x", "a", "a"] * 2).top_chars(2) == 2 * 7
+    assert _RepeatedNgrams(["a", "a", "x", "ccc", "ccc"] * 2).top_chars(2) == 2 * 3
+
+
+def test_ngram_counts_short_docs() -> None:
+    for words in ([], ["a"], ["a", "a"], ["a", "b", "a", "b"]):
+        _assert_ngrams_match(words)
+
+
+_LINES_ALPHABET = st.sampled_from(["a", "bb", " ", "\n", "\n", "\n\n", "\t"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINES_ALPHABET, max_size=40).map("".join))
+def test_paragraph_and_line_split_match_regex(text: str) -> None:
+    stripped = text.strip()
+    assert _paragraphs(stripped) == re.split(r"\n{2,}", stripped)
+    assert _lines(stripped) == re.split(r"\n+", stripped)
+    assert _duplicates(_lines(stripped)) == _ref_duplicates(re.split(r"\n+", stripped))
+
+
+_RULES_OFF = {
+    "max_dup_line_frac": 1,
+    "max_dup_para_frac": 1,
+    "max_dup_line_char_frac": 1,
+    "max_dup_para_char_frac": 1,
+}
+_DECISION_CONFIGS = [
+    GopherRepetitionConfig(),  # FineWeb's: mostly line/paragraph and top-n-gram decisions
+    GopherRepetitionConfig(  # top n-gram rules only, n = 1 included
+        **_RULES_OFF,
+        max_top_ngram_char_frac={1: 0.5, 2: 0.4, 3: 0.3},
+        max_dup_ngram_char_frac={},
+    ),
+    GopherRepetitionConfig(  # duplicated n-gram rules only, up to n = 12
+        **_RULES_OFF,
+        max_top_ngram_char_frac={},
+        max_dup_ngram_char_frac={4: 0.5, 5: 0.4, 7: 0.3, 12: 0.2},
+    ),
+]
+_PIECES = st.sampled_from(["a ", "bb ", "ccc ", "dddd ", "a\n", "\n\n", ". "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.lists(_PIECES, min_size=1, max_size=12).map("".join), st.integers(1, 4)),
+        max_size=8,
+    )
+)
+def test_repetition_decisions_match_reference(blocks: list[tuple[str, int]]) -> None:
+    # Blocks said 1-4 times: repeated lines, paragraphs and n-grams of every length.
+    text = "".join(block * times for block, times in blocks)
+    for cfg in _DECISION_CONFIGS:
+        assert _reason(GopherRepetitionFilter(cfg), text) == _ref_repetition(text, cfg)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(max_codepoint=127)))
+def test_split_words_ascii_fast_path(text: str) -> None:
+    assert split_words(text) == _WORD_TOKEN_RE.findall(text)
+
+
 # --- Gopher quality ---------------------------------------------------------------------------
 
 
@@ -379,3 +569,27 @@ def test_blank_lines_between_paragraphs_are_not_duplicates() -> None:
     assert _reason(GopherRepetitionFilter(), paras) is None
     assert _reason(FineWebQualityFilter(), paras) is None
     assert _reason(FineWebQualityFilter(), "\n \n") == "fineweb_empty"
+
+
+def test_has_alpha_is_any_isalpha_for_every_character() -> None:
+    """The regex shortcut of the alpha-words rule agrees with str.isalpha on all of Unicode."""
+    from dataproc.stages.quality import _has_alpha
+
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        c = chr(cp)
+        assert _has_alpha(c) == c.isalpha(), hex(cp)
+    # A numeric that is not a letter first, a letter later: still found.
+    assert _has_alpha("²a") and _has_alpha("½ⅻb") and not _has_alpha("²½_9")
+
+
+def test_words_of_is_split_words_cached() -> None:
+    from dataproc.stages.text_utils import split_words, words_of
+
+    a = "Hello, wörld: 3 words"
+    b = "".join(["other ", "text"])
+    assert words_of(a) == tuple(split_words(a))
+    assert words_of(b) == ("other", "text")
+    assert words_of(a) == tuple(split_words(a))  # a different text evicts the cached one
+    assert words_of(b) is words_of(b)

@@ -24,12 +24,13 @@ from collections.abc import Sequence
 from itertools import accumulate
 from typing import ClassVar
 
+import numpy as np
 from pydantic import Field, field_validator
 
 from dataproc.configbase import StrictModel
 from dataproc.document import Document, Reject
 from dataproc.stages.base import Stage
-from dataproc.stages.text_utils import SPACELESS_LANGUAGES, base_language, split_words
+from dataproc.stages.text_utils import SPACELESS_LANGUAGES, base_language, split_words, words_of
 
 # ----------------------------------------------------------------------------------------------
 # Configs
@@ -225,56 +226,156 @@ class QualityConfig(StrictModel):
 # Helpers
 # ----------------------------------------------------------------------------------------------
 
-_PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
-_LINE_SPLIT = re.compile(r"\n+")
-
 
 def _duplicates(items: Sequence[str]) -> tuple[int, int]:
     """(number of items equal to an earlier one, their total characters)."""
-    seen: set[str] = set()
-    n = chars = 0
-    for x in items:
-        if x in seen:
-            n += 1
-            chars += len(x)
-        else:
-            seen.add(x)
-    return n, chars
+    # Every item beyond the first copy of its value is a duplicate, so both numbers are
+    # totals minus the distinct values' totals (C-level set and sum instead of a Python loop).
+    distinct = set(items)
+    return len(items) - len(distinct), sum(map(len, items)) - sum(map(len, distinct))
 
 
-def _ngrams(words: Sequence[str], n: int) -> list[tuple[str, ...]]:
-    """All word n-grams, built by zip (C speed) rather than slicing per position."""
-    # strict=False on purpose: the shifted copies are shorter, zip stops at the shortest.
-    return list(zip(*(words[i:] for i in range(n)), strict=False))
+def _paragraphs(stripped: str) -> list[str]:
+    """``re.split(r"\n{2,}", stripped)`` for stripped text, via the faster ``str.split``."""
+    pieces = stripped.split("\n\n")
+    if "\n\n\n" not in stripped:
+        return pieces  # every separator is exactly "\n\n": the same split
+    # In a run of k >= 3 newlines str.split leaves k//2 - 1 empty pieces and, for odd k, one
+    # "\n" at the start of the next piece; a piece never ends with "\n" (it would have split).
+    return [p.lstrip("\n") for p in pieces if p] or [""]
 
 
-def _top_ngram_chars(words: Sequence[str], n: int) -> int:
-    """Characters covered by the most frequent n-gram: its length × its count (Gopher)."""
-    counts: Counter[tuple[str, ...]] = Counter(_ngrams(words, n))
-    if not counts:
-        return 0
-    gram, count = counts.most_common(1)[0]
-    return (sum(map(len, gram)) + n - 1) * count
+def _lines(stripped: str) -> list[str]:
+    """``re.split(r"\n+", stripped)`` for stripped text, via the faster ``str.split``."""
+    pieces = stripped.split("\n")
+    if "\n\n" not in stripped:
+        return pieces
+    # Empty pieces are the gaps inside newline runs; stripped text has none at either end.
+    return [p for p in pieces if p] or [""]
 
 
-def _dup_ngram_chars(words: Sequence[str], cum_len: Sequence[int], n: int) -> int:
-    """Characters in n-grams seen before, skipping ahead past each repeat (datatrove's count).
+# A character that may be a letter: word characters minus decimal digits and "_". It also
+# matches the few non-decimal numerics (superscripts, fractions, Roman numerals), which
+# _has_alpha then checks with str.isalpha, so the result is exactly "any(c.isalpha())".
+_MAYBE_ALPHA_RE = re.compile(r"[^\W\d_]")
 
-    ``cum_len[i]`` is the total length of ``words[:i]``, so an n-gram's joined length is O(1).
+
+def _has_alpha(word: str) -> bool:
+    """``any(c.isalpha() for c in word)``, at regex speed for the common case."""
+    m = _MAYBE_ALPHA_RE.search(word)
+    if m is None:
+        return False
+    return m.group().isalpha() or any(c.isalpha() for c in word)
+
+
+def _dense_ids(keys: np.ndarray) -> np.ndarray:
+    """Ids 0..k-1 of the distinct values of ``keys``, in value order (``np.unique``'s inverse)."""
+    # np.unique does the same sort plus bookkeeping not needed here, at a higher fixed cost
+    # (most levels hold a few hundred n-grams, so per-call costs matter).
+    order = keys.argsort()
+    ordered = keys[order]
+    starts = np.empty(len(keys), np.int64)
+    starts[:1] = 0
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    ids = np.empty(len(keys), np.int64)
+    ids[order] = starts.cumsum()
+    return ids
+
+
+class _RepeatedNgrams:
+    """Word n-grams of one document, counted level by level with exact integer ids.
+
+    Words get integer ids once; an n-gram's id is its (n-1)-gram prefix's id combined with its
+    last word's id (``prefix * K + word``, exact since both are < K), made dense again by
+    sorting. An n-gram can repeat only if the (n-1)-grams at its position and the next one
+    both repeat, so each level only looks at those "candidate" positions, and once a level
+    has no repeats no longer n-gram has any.
     """
-    grams = _ngrams(words, n)
-    seen: set[tuple[str, ...]] = set()
-    chars = 0
-    i = 0
-    while i < len(grams):
-        gram = grams[i]
-        if gram in seen:
-            chars += cum_len[i + n] - cum_len[i] + n - 1
-            i += n
-        else:
-            seen.add(gram)
-            i += 1
-    return chars
+
+    def __init__(self, words: Sequence[str]) -> None:
+        self.words = words
+        n_words = len(words)
+        index = dict(zip(words, range(n_words), strict=False))  # word -> its last position
+        self._word_ids = np.fromiter(map(index.__getitem__, words), np.int64, n_words)
+        self._base = n_words + 1  # > every word id and every dense n-gram id
+        # n -> (candidate positions in text order, their n-gram ids, occurrences per id).
+        # Every occurrence of a repeated n-gram is a candidate, so its count is exact.
+        self._levels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._repeated: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # n -> (positions, ids)
+        self._cum_len_list: list[int] | None = None
+
+    def _level(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if n not in self._levels:
+            if n == 1:
+                positions = np.arange(len(self._word_ids))
+                ids = self._word_ids  # last positions: not dense but < K, which is enough
+            else:
+                prev_pos, prev_ids = self.repeated(n - 1)
+                pair = prev_pos[1:] == prev_pos[:-1] + 1
+                positions = prev_pos[:-1][pair]
+                last_word = self._word_ids[positions + (n - 1)]
+                ids = _dense_ids(prev_ids[:-1][pair] * self._base + last_word)
+            self._levels[n] = (positions, ids, np.bincount(ids))
+        return self._levels[n]
+
+    def repeated(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, ids) of the n-grams occurring more than once, in text order."""
+        if n not in self._repeated:
+            if n > 1 and len(self.repeated(n - 1)[0]) < 2:
+                empty = np.zeros(0, np.int64)
+                self._repeated[n] = (empty, empty)  # no two repeats at n-1: no candidates
+            else:
+                positions, ids, counts = self._level(n)
+                keep = counts[ids] > 1
+                self._repeated[n] = (positions[keep], ids[keep])
+        return self._repeated[n]
+
+    def _cum_len(self) -> list[int]:
+        """``cum_len[i]``: total length of the first ``i`` words (built on first use)."""
+        if self._cum_len_list is None:
+            self._cum_len_list = [0, *accumulate(map(len, self.words))]
+        return self._cum_len_list
+
+    def top_chars(self, n: int) -> int:
+        """Characters covered by the most frequent n-gram: its length × its count (Gopher).
+
+        Ties go to the n-gram that occurs first, as with ``Counter.most_common`` (tied
+        n-grams can differ in length).
+        """
+        if len(self.words) < n:
+            return 0
+        pos, count = 0, 1  # if no n-gram repeats, the first one wins
+        if len(self.repeated(n)[0]):
+            positions, ids, counts = self._level(n)
+            count = int(counts.max())
+            # The earliest occurrence of any tied n-gram is the first occurrence of one of
+            # them, and the earliest of their first occurrences.
+            pos = int(positions[int((counts[ids] == count).argmax())])
+        return (sum(map(len, self.words[pos : pos + n])) + n - 1) * count
+
+    def dup_chars(self, n: int) -> int:
+        """Characters in n-grams seen before, skipping ahead past each repeat (datatrove's count).
+
+        The same greedy scan as datatrove's, over the repeated positions only: an n-gram that
+        occurs once is never in ``seen``, so scanning it only moves the scan on by one.
+        """
+        positions, ids = self.repeated(n)
+        seen: set[int] = set()
+        hits: list[int] = []  # positions of the n-grams found in ``seen``
+        resume = 0  # the scan's next position; repeated positions before it are skipped
+        for pos, gram in zip(positions.tolist(), ids.tolist(), strict=True):
+            if pos < resume:
+                continue
+            if gram in seen:
+                hits.append(pos)
+                resume = pos + n
+            else:
+                seen.add(gram)
+                resume = pos + 1
+        if not hits:
+            return 0
+        cum_len = self._cum_len()
+        return sum(cum_len[p + n] - cum_len[p] for p in hits) + (n - 1) * len(hits)
 
 
 def _doc_language(doc: Document, default: str) -> str | None:
@@ -313,7 +414,8 @@ class GopherRepetitionFilter(Stage):
         if n_chars == 0:
             return doc  # nothing to measure; the Gopher quality filter drops empty documents
 
-        paragraphs = _PARAGRAPH_SPLIT.split(text.strip())
+        stripped = text.strip()
+        paragraphs = _paragraphs(stripped)
         n_dup, dup_chars = _duplicates(paragraphs)
         if n_dup / len(paragraphs) > cfg.max_dup_para_frac:
             return Reject("dup_para_frac", f"{n_dup}/{len(paragraphs)} paragraphs repeated")
@@ -321,21 +423,20 @@ class GopherRepetitionFilter(Stage):
             return Reject("dup_para_char_frac", f"{dup_chars / n_chars:.3f} of chars")
 
         # Split on runs of newlines (as current datatrove does): blank lines are not "lines".
-        lines = _LINE_SPLIT.split(text.strip())
+        lines = _lines(stripped)
         n_dup, dup_chars = _duplicates(lines)
         if n_dup / len(lines) > cfg.max_dup_line_frac:
             return Reject("dup_line_frac", f"{n_dup}/{len(lines)} lines repeated")
         if dup_chars / n_chars > cfg.max_dup_line_char_frac:
             return Reject("dup_line_char_frac", f"{dup_chars / n_chars:.3f} of chars")
 
-        words = split_words(text)
-        cum_len = [0, *accumulate(map(len, words))]
+        ngrams = _RepeatedNgrams(words_of(text))
         for n, limit in cfg.max_top_ngram_char_frac.items():
-            frac = _top_ngram_chars(words, n) / n_chars
+            frac = ngrams.top_chars(n) / n_chars
             if frac > limit:
                 return Reject(f"top_{n}_gram", f"{frac:.3f} > {limit}")
         for n, limit in cfg.max_dup_ngram_char_frac.items():
-            frac = _dup_ngram_chars(words, cum_len, n) / n_chars
+            frac = ngrams.dup_chars(n) / n_chars
             if frac > limit:
                 return Reject(f"duplicated_{n}_n_grams", f"{frac:.3f} > {limit}")
         return doc
@@ -370,7 +471,7 @@ class GopherQualityFilter(Stage):
     def process(self, doc: Document) -> Document | Reject:
         cfg = self.config
         text = doc.text
-        words = split_words(text)
+        words = words_of(text)
         n_words = len(words)
         if n_words < cfg.min_words or n_words == 0:
             return Reject("gopher_short_doc", f"{n_words} words < {cfg.min_words}")
@@ -400,7 +501,7 @@ class GopherQualityFilter(Stage):
         if end_ellipsis > cfg.max_ellipsis_lines_ratio:
             return Reject("gopher_too_many_end_ellipsis", f"{end_ellipsis:.3f} of lines")
 
-        alpha = sum(1 for w in words if any(c.isalpha() for c in w)) / n_words
+        alpha = sum(map(_has_alpha, words)) / n_words
         if alpha < cfg.min_alpha_words_ratio:
             return Reject("gopher_below_alpha_threshold", f"{alpha:.3f} of words")
 
@@ -426,6 +527,7 @@ _POLICY = (
     "use of cookies",
     "use cookies",
 )
+_POLICY_RE = re.compile("|".join(map(re.escape, _POLICY)))
 # A sentence ends at . ! ? (also CJK 。！？) followed by whitespace or the end of the line.
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?。！？])\s+")
 _WORD_CHAR = re.compile(r"\w")
@@ -439,7 +541,9 @@ def count_sentences(line: str) -> int:
     n = 0
     for piece in _SENTENCE_SPLIT.split(line):
         # CJK text has no space after 。, so count those stops inside the piece too.
-        n += max(1, sum(piece.count(c) for c in "。！？")) if _WORD_CHAR.search(piece) else 0
+        if not _WORD_CHAR.search(piece):
+            continue
+        n += 1 if piece.isascii() else max(1, sum(piece.count(c) for c in "。！？"))
     return n
 
 
@@ -472,10 +576,10 @@ class C4Filter(Stage):
             line = raw.strip()
             if not line:
                 continue
-            words = split_words(line)
-            if any(len(w) > cfg.max_word_length for w in line.split()):
+            if max(map(len, line.split()), default=0) > cfg.max_word_length:
                 removed["long_word"] += 1
                 continue
+            n_words = len(split_words(line))  # before citations are cut, as C4 counts
             if cfg.remove_citations:
                 line = _CITATION.sub("", line)
             if cfg.filter_no_terminal_punct and (
@@ -483,7 +587,7 @@ class C4Filter(Stage):
             ):
                 removed["no_terminal_punct"] += 1
                 continue
-            if len(words) < cfg.min_words_per_line:
+            if n_words < cfg.min_words_per_line:
                 removed["few_words"] += 1
                 continue
             lower = line.lower()
@@ -494,7 +598,7 @@ class C4Filter(Stage):
                 continue
             if cfg.filter_curly_bracket and "{" in line:
                 return Reject("c4_curly_bracket", line[:80])
-            if cfg.filter_policy and any(p in lower for p in _POLICY):
+            if cfg.filter_policy and _POLICY_RE.search(lower):
                 removed["policy"] += 1
                 continue
             sentences += count_sentences(line)
@@ -543,7 +647,7 @@ class FineWebQualityFilter(Stage):
             ratio = _duplicates(lines)[1] / body_chars
             if ratio >= cfg.max_char_dup_ratio:
                 return Reject("fineweb_char_dup_ratio", f"{ratio:.3f}")
-        n_words = len(split_words(text))
+        n_words = len(words_of(text))
         ratio = text.count("\n") / max(n_words, 1)
         if ratio > cfg.max_newline_word_ratio:
             return Reject("fineweb_list_ratio", f"{ratio:.3f}")

@@ -20,6 +20,7 @@ production reader over millions of real files needs and warcio does not do:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -272,6 +273,7 @@ class _MemberStream:
         """Nothing to release (the raw input belongs to the caller)."""
 
 
+@functools.cache
 def _quiet_iterator_class() -> type:
     from warcio.archiveiterator import WARCIterator
 
