@@ -244,3 +244,19 @@ def test_a_table_of_cards_separated_by_single_spaces_is_fully_scrubbed():
     out, counts = scrub("4111 1111 1111 1111 " * 500)
     assert counts["card"] == 500
     assert "4111" not in out
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="0123456789abcdefABCDEFxX:.- @\n", max_size=80))
+def test_prefilters_never_hide_a_match(text: str) -> None:
+    """The fast "hint" checks are necessary conditions of the full patterns they guard."""
+    if pii._IPV4_RE.search(text):
+        assert pii._IPV4_HINT_RE.search(text)
+    if pii._IPV6_RE.search(text) and any(
+        m.group(0).count(":") >= 2 for m in pii._IPV6_RE.finditer(text)
+    ):
+        assert pii._IPV6_HINT_RE.search(text)
+    if pii._CARD_RE.search(text) or pii._CARD_GROUPED_RE.search(text):
+        assert pii._CARD_HINT_RE.search(text)
+    if pii._EMAIL_RE.search(text):
+        assert "@" in text
