@@ -428,18 +428,42 @@ def test_assign_centers_greedy_in_node_order() -> None:
 def test_signatures_round_trip_and_subset(tmp_path: Path) -> None:
     w = SignatureWriter(str(tmp_path), 3, 4)
     rng = np.random.default_rng(0)
-    rows = {d(3, j): rng.integers(0, 2**32, size=4, dtype=np.uint64) for j in range(2000)}
+    rows = {d(3, j): rng.integers(0, 2**32, size=4, dtype=np.uint64) for j in range(9000)}
     for doc in sorted(rows, reverse=True):  # written sorted whatever the order of add
         w.add(doc, rows[doc])
-    assert w.close() == 2000
-    want = np.array([d(3, 5), d(3, 17), d(3, 1999)], dtype=np.uint64)
+    assert w.close() == 9000
+    assert pq.ParquetFile(w.path).num_row_groups == 3  # read group by group
+    want = np.array([d(3, 5), d(3, 17), d(3, 4100), d(3, 8999)], dtype=np.uint64)
     got = load_signatures(str(tmp_path), want, 4)
     assert got.tolist() == [rows[int(x)].tolist() for x in want]
     with pytest.raises(DedupError, match="no signature"):
-        load_signatures(str(tmp_path), np.array([d(3, 5000)], dtype=np.uint64), 4)
+        load_signatures(str(tmp_path), np.array([d(3, 50000)], dtype=np.uint64), 4)
     with pytest.raises(DedupError, match="missing"):
         load_signatures(str(tmp_path), np.array([d(4, 0)], dtype=np.uint64), 4)
     with pytest.raises(DedupError, match="num_perm"):
         load_signatures(str(tmp_path), want, 8)
     with pytest.raises(DedupError, match="2\\*\\*32"):
         SignatureWriter(str(tmp_path), 0, 2).add(0, np.array([1, 2**40], dtype=np.uint64))
+
+
+def test_signature_add_batch_writes_the_same_file_as_add(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    docs = np.array([d(1, j) for j in range(3000)], dtype=np.uint64)[::-1].copy()
+    sigs = rng.integers(0, 2**32, size=(3000, 7), dtype=np.uint64)
+    one = SignatureWriter(str(tmp_path / "one"), 1, 7)
+    for doc, sig in zip(docs.tolist(), sigs, strict=True):
+        one.add(doc, sig)
+    many = SignatureWriter(str(tmp_path / "many"), 1, 7)
+    many.add_batch(docs[:0], sigs[:0])  # empty batches are fine
+    many.add_batch(docs[:1500], sigs[:1500])  # grows past the initial capacity at once
+    many.add_batch(docs[1500:], sigs[1500:].astype(np.uint32))  # uint32 input too
+    assert one.close() == many.close() == 3000
+    rel = os.path.join("sigs", "000001.parquet")
+    assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "many" / rel).read_bytes()
+    bad = SignatureWriter(str(tmp_path / "bad"), 1, 7)
+    with pytest.raises(DedupError, match=r"expected \(3, 7\)"):
+        bad.add_batch(docs[:3], sigs[:3, :6])
+    too_big = sigs[:3].copy()
+    too_big[1, 4] = 2**40
+    with pytest.raises(DedupError, match=rf"doc {int(docs[1])} .*2\*\*32"):
+        bad.add_batch(docs[:3], too_big)

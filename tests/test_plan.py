@@ -39,3 +39,19 @@ def test_missing_path_and_empty_dir(tmp_path):
 def test_http_urls_pass_through():
     got = plan_inputs(["https://data.commoncrawl.org/crawl-data/x.warc.gz"])
     assert got[0].path == "https://data.commoncrawl.org/crawl-data/x.warc.gz"
+
+
+def test_phase1_submits_local_inputs_largest_first(tmp_path) -> None:
+    """Scheduling order (not output order): biggest local files first, remote ones last."""
+    from dataproc.runner.driver import _largest_first
+    from dataproc.runner.plan import InputFile
+
+    sizes = {"a": 10, "b": 300, "c": 20, "d": 300}
+    inputs = []
+    for i, (name, n) in enumerate(sizes.items()):
+        p = tmp_path / f"{name}.warc.gz"
+        p.write_bytes(b"x" * n)
+        inputs.append(InputFile(index=i, path=str(p)))
+    inputs.insert(1, InputFile(index=9, path="https://data.commoncrawl.org/x.warc.gz"))
+    order = [i.index for i in _largest_first(inputs)]
+    assert order == [1, 3, 2, 0, 9]  # ties keep their order; remote after local

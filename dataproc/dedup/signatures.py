@@ -20,6 +20,9 @@ import numpy as np
 
 from dataproc.errors import DedupError
 
+SIGNATURE_ROW_GROUP = 4096
+"""Rows per Parquet row group of a signature file (~1.8 MB with 112 permutations)."""
+
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
@@ -60,11 +63,42 @@ class SignatureWriter:
         self._docs[self._n] = doc_index
         self._n += 1
 
+    def add_batch(
+        self, doc_indices: NDArray[np.uint64], signatures: NDArray[np.uint64] | NDArray[np.uint32]
+    ) -> None:
+        """Record many documents at once: ``signatures`` is ``(n, num_perm)``, values < 2**32.
+
+        Same checks and the same file as ``add`` called once per row.
+        """
+        n = len(doc_indices)
+        if signatures.shape != (n, self.num_perm):
+            raise DedupError(
+                f"SignatureWriter.add_batch: signatures of shape {signatures.shape} for {n} "
+                f"documents, expected ({n}, {self.num_perm}) (dedup.num_perm)"
+            )
+        if n and int(signatures.max()) >> 32:
+            bad = int(np.flatnonzero((signatures >> 32).any(axis=1))[0])
+            raise DedupError(
+                f"SignatureWriter.add_batch: doc {int(doc_indices[bad])} has MinHash values "
+                ">= 2**32; only datasketch's 32-bit hash schemes can be stored"
+            )
+        if self._n + n > len(self._docs):
+            # At least double (amortized O(1) per row) and never loop: close() leaves capacity 0.
+            cap = max(2 * len(self._docs), self._n + n)
+            sigs = np.empty((cap, self.num_perm), dtype=np.uint32)
+            sigs[: self._n] = self._sigs[: self._n]
+            self._sigs = sigs
+            self._docs = np.resize(self._docs, cap)
+        self._sigs[self._n : self._n + n] = signatures
+        self._docs[self._n : self._n + n] = doc_indices
+        self._n += n
+
     def close(self) -> int:
         """Write the file (sorted by doc) and return the number of signatures in it."""
         import pyarrow as pa
+        import pyarrow.parquet as pq
 
-        from dataproc.dedup.buckets import write_parquet_atomic
+        from dataproc.io import fs
 
         n = self._n
         order = np.argsort(self._docs[:n], kind="stable")
@@ -73,7 +107,15 @@ class SignatureWriter:
         width = 4 * self.num_perm
         sig = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, pa.py_buffer(raw)])
         table = pa.table({"doc": pa.array(docs, type=pa.uint64()), "sig": sig})
-        write_parquet_atomic(table, self.path)
+        with fs.atomic_write(self.path) as f:
+            # Fixed-size row groups let load_signatures read only the groups holding the few
+            # documents with candidates. Signature bytes are random: no compression.
+            pq.write_table(
+                table,
+                f,
+                row_group_size=SIGNATURE_ROW_GROUP,
+                compression={"doc": "zstd", "sig": "none"},
+            )
         self._sigs = self._sigs[:0]
         self._docs = self._docs[:0]
         return n
@@ -82,14 +124,17 @@ class SignatureWriter:
 def load_signatures(work_dir: str, docs: NDArray[np.uint64], num_perm: int) -> NDArray[np.uint32]:
     """Signatures of ``docs`` (ascending doc_index values) as a ``(len(docs), num_perm)`` matrix.
 
-    Reads one input file's signatures at a time and keeps only the requested rows, so memory
-    is ``4 * num_perm`` bytes per requested document plus one input file's signatures.
+    Per input file, reads the ``doc`` column, then only the row groups that hold requested
+    documents, so memory is ``4 * num_perm`` bytes per requested document plus 8 bytes per
+    document of one input file and a few row groups.
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from dataproc.io import fs
 
     out = np.empty((len(docs), num_perm), dtype=np.uint32)
+    width = 4 * num_perm
     inputs = docs >> np.uint64(32)
     bounds = np.flatnonzero(np.concatenate(([True], inputs[1:] != inputs[:-1], [True])))
     for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
@@ -100,25 +145,38 @@ def load_signatures(work_dir: str, docs: NDArray[np.uint64], num_perm: int) -> N
                 "not finish with this version (delete _work/ and rerun)"
             )
         with fs.open_input(path) as f:
-            table = pq.ParquetFile(f).read()
-        have = np.asarray(table.column("doc").to_numpy(), dtype=np.uint64)
-        want = docs[lo:hi]
-        pos = np.minimum(np.searchsorted(have, want), max(len(have) - 1, 0))
-        if len(have) == 0 or not np.array_equal(have[pos], want):
-            raise DedupError(
-                f"{path}: holds no signature for some documents with candidates; the file "
-                "is from another run (delete _work/ and rerun)"
-            )
-        sig_col = table.column("sig").combine_chunks()
-        width = sig_col.type.byte_width
-        if width != 4 * num_perm:
-            raise DedupError(
-                f"{path}: signatures have {width // 4} values, expected {num_perm} "
-                "(dedup.num_perm changed: delete _work/ and rerun)"
-            )
-        buf = sig_col.buffers()[1]
-        start = sig_col.offset * width
-        matrix = np.frombuffer(buf, dtype="<u4", count=len(have) * num_perm, offset=start)
-        out[lo:hi] = matrix.reshape(len(have), num_perm)[pos]
-        del table, sig_col, matrix
+            pf = pq.ParquetFile(f)
+            sig_type = pf.schema_arrow.field("sig").type
+            if getattr(sig_type, "byte_width", None) != width:
+                raise DedupError(
+                    f"{path}: signatures have {getattr(sig_type, 'byte_width', 0) // 4} "
+                    f"values, expected {num_perm} (dedup.num_perm changed: delete _work/ and "
+                    "rerun)"
+                )
+            have = np.asarray(pf.read(columns=["doc"]).column("doc").to_numpy(), np.uint64)
+            want = docs[lo:hi]
+            pos = np.minimum(np.searchsorted(have, want), max(len(have) - 1, 0))
+            if len(have) == 0 or not np.array_equal(have[pos], want):
+                raise DedupError(
+                    f"{path}: holds no signature for some documents with candidates; the file "
+                    "is from another run (delete _work/ and rerun)"
+                )
+            # Row group boundaries from the metadata (files of other writers may differ).
+            group_rows = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
+            group_start = np.concatenate(([0], np.cumsum(group_rows)))
+            group_of = np.searchsorted(group_start, pos, side="right") - 1
+            for g in np.unique(group_of).tolist():
+                col = pf.read_row_group(g, columns=["sig"]).column("sig").combine_chunks()
+                matrix = np.frombuffer(
+                    col.buffers()[1],
+                    dtype="<u4",
+                    count=len(col) * num_perm,
+                    offset=col.offset * width,
+                ).reshape(len(col), num_perm)
+                rows = np.flatnonzero(group_of == g)
+                out[lo + rows] = matrix[pos[rows] - group_start[g]]
+                del col, matrix
+        del have
+        # Arrow's pool keeps freed read buffers otherwise: hand them back per file.
+        pa.default_memory_pool().release_unused()
     return out

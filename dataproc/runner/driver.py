@@ -217,7 +217,10 @@ def run_pipeline(
         result.executed["phase1"] = len(todo)
         progress.reused("filter", len(inputs) - len(todo), p1_results.values())
         remote1 = tasks.phase1_remote(ray, opts)
-        subs = [(str(i.index), remote1.remote(i.path, i.index, config, layout.out)) for i in todo]
+        subs = [
+            (str(i.index), remote1.remote(i.path, i.index, config, layout.out))
+            for i in _largest_first(todo)
+        ]
         new1, fail1 = _Phase("filter", progress).run(ray, subs)
         p1_results.update(new1)
         result.failures += [dict(f, input=inputs[int(f["unit"])].path) for f in fail1]
@@ -293,6 +296,26 @@ def run_pipeline(
     progress.finish(result)
     build_report_or_warn(layout.out)  # OUT/report.html (a report problem never fails the run)
     return result
+
+
+def _largest_first(inputs: list[InputFile]) -> list[InputFile]:
+    """Local inputs in decreasing size (remote ones after them, in their order).
+
+    Submission order only affects scheduling, never output. Longest first is the classic
+    makespan heuristic: the tasks still running at the end are small ones, so workers run
+    out of work at nearly the same time instead of one finishing a big file alone. Remote
+    sizes would cost one request per file, so those keep their order.
+    """
+
+    def size(inp: InputFile) -> int:
+        if fs.is_remote(inp.path):
+            return -1
+        try:
+            return fs.size(inp.path)
+        except (OSError, ValueError):
+            return -1
+
+    return sorted(inputs, key=lambda i: -size(i))
 
 
 def _run_dedup(
