@@ -171,7 +171,19 @@ def ensure_venv(venv: str) -> str:
     print(f"creating {venv} with {DATATROVE_REQUIREMENT} (once; takes a few minutes)", flush=True)
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     subprocess.run(
-        [py, "-m", "pip", "install", "-q", DATATROVE_REQUIREMENT, "warcio", "aiohttp"], check=True
+        # lxml_html_clean: trafilatura 1.x imports lxml.html.clean, which lxml >= 5.2 moved out.
+        [
+            py,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            DATATROVE_REQUIREMENT,
+            "warcio",
+            "aiohttp",
+            "lxml_html_clean",
+        ],
+        check=True,
     )
     return py
 
