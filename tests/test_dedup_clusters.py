@@ -436,6 +436,11 @@ def test_signatures_round_trip_and_subset(tmp_path: Path) -> None:
     want = np.array([d(3, 5), d(3, 17), d(3, 4100), d(3, 8999)], dtype=np.uint64)
     got = load_signatures(str(tmp_path), want, 4)
     assert got.tolist() == [rows[int(x)].tolist() for x in want]
+    assert load_signatures(str(tmp_path), np.array([], dtype=np.uint64), 4).shape == (0, 4)
+    empty = SignatureWriter(str(tmp_path), 5, 4)
+    assert empty.close() == 0  # an input whose documents were all dropped still gets a file
+    with pytest.raises(DedupError, match="no signature"):
+        load_signatures(str(tmp_path), np.array([d(5, 0)], dtype=np.uint64), 4)
     with pytest.raises(DedupError, match="no signature"):
         load_signatures(str(tmp_path), np.array([d(3, 50000)], dtype=np.uint64), 4)
     with pytest.raises(DedupError, match="missing"):

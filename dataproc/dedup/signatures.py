@@ -134,6 +134,8 @@ def load_signatures(work_dir: str, docs: NDArray[np.uint64], num_perm: int) -> N
     from dataproc.io import fs
 
     out = np.empty((len(docs), num_perm), dtype=np.uint32)
+    if len(docs) == 0:
+        return out
     width = 4 * num_perm
     inputs = docs >> np.uint64(32)
     bounds = np.flatnonzero(np.concatenate(([True], inputs[1:] != inputs[:-1], [True])))
