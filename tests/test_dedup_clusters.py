@@ -23,6 +23,7 @@ from dataproc.dedup.clusters import (
 from dataproc.dedup.config import DedupConfig
 from dataproc.dedup.minhash import MinHasher
 from dataproc.dedup.signatures import SignatureWriter, load_signatures
+from dataproc.dedup.writer import DedupWriter
 from dataproc.errors import DedupError
 
 # Two bands of one row each: tests choose band keys by hand.
@@ -347,15 +348,10 @@ def _chain_texts(n_links: int, words_per_text: int = 300, step: int = 45) -> lis
 
 
 def _dedup_texts(work: Path, texts: list[str], cfg: DedupConfig) -> ClusterSummary:
-    hasher = MinHasher(cfg)
-    bands = BandKeyWriter(str(work), 0, cfg)
-    sigs = SignatureWriter(str(work), 0, cfg.num_perm)
+    writer = DedupWriter(str(work), 0, cfg)  # phase 1's own writer
     for j, t in enumerate(texts):
-        sig = hasher.signature(t)
-        bands.add(d(0, j), hasher.band_keys(sig), hasher.exact_key(t))
-        sigs.add(d(0, j), sig)
-    bands.close()
-    sigs.close()
+        writer.add(d(0, j), t)
+    writer.close()
     edge_files = []
     for b in range(cfg.num_buckets):
         files = sorted(glob.glob(str(work / "bands" / f"bucket={b:04d}" / "*.parquet")))

@@ -403,7 +403,8 @@ def build_clusters(
     comp = _components(n, ia, ib)
     exact_comp = _components(n, ia[exact], ib[exact])
     del ia, ib, exact
-    n_components = int((comp == np.arange(n)).sum())
+    ids = np.arange(n, dtype=np.int64)
+    n_components = int((comp == ids).sum())
 
     if min_similarity > 0:
         if signatures_dir is None or num_perm <= 0:
@@ -417,7 +418,6 @@ def build_clusters(
     else:
         center = comp
 
-    ids = np.arange(n, dtype=np.int64)
     is_root = center == ids
     sizes = np.bincount(center, minlength=n)[is_root]
     removed_ids = np.flatnonzero(~is_root)

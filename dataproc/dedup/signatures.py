@@ -43,6 +43,7 @@ class SignatureWriter:
         self._sigs = np.empty((1024, num_perm), dtype=np.uint32)
         self._docs = np.empty(1024, dtype=np.uint64)
         self._n = 0
+        self._closed = False
 
     def add(self, doc_index: int, signature: NDArray[np.uint64]) -> None:
         """Record one document's signature (``(num_perm,)`` values below 2**32)."""
@@ -56,9 +57,7 @@ class SignatureWriter:
                 f"SignatureWriter.add: doc {doc_index} has MinHash values >= 2**32; only "
                 "datasketch's 32-bit hash schemes can be stored"
             )
-        if self._n == len(self._docs):
-            self._sigs = np.concatenate((self._sigs, np.empty_like(self._sigs)))
-            self._docs = np.resize(self._docs, 2 * len(self._docs))
+        self._reserve(1)
         self._sigs[self._n] = signature
         self._docs[self._n] = doc_index
         self._n += 1
@@ -82,16 +81,23 @@ class SignatureWriter:
                 f"SignatureWriter.add_batch: doc {int(doc_indices[bad])} has MinHash values "
                 ">= 2**32; only datasketch's 32-bit hash schemes can be stored"
             )
-        if self._n + n > len(self._docs):
-            # At least double (amortized O(1) per row) and never loop: close() leaves capacity 0.
-            cap = max(2 * len(self._docs), self._n + n)
+        self._reserve(n)
+        self._sigs[self._n : self._n + n] = signatures
+        self._docs[self._n : self._n + n] = doc_indices
+        self._n += n
+
+    def _reserve(self, extra: int) -> None:
+        """Room for ``extra`` more rows: at least double the capacity (amortized O(1) a row)."""
+        if self._closed:
+            raise DedupError(
+                f"SignatureWriter: {self.path} is already written; create a new writer"
+            )
+        if self._n + extra > len(self._docs):
+            cap = max(2 * len(self._docs), self._n + extra)
             sigs = np.empty((cap, self.num_perm), dtype=np.uint32)
             sigs[: self._n] = self._sigs[: self._n]
             self._sigs = sigs
             self._docs = np.resize(self._docs, cap)
-        self._sigs[self._n : self._n + n] = signatures
-        self._docs[self._n : self._n + n] = doc_indices
-        self._n += n
 
     def close(self) -> int:
         """Write the file (sorted by doc) and return the number of signatures in it."""
@@ -118,6 +124,7 @@ class SignatureWriter:
             )
         self._sigs = self._sigs[:0]
         self._docs = self._docs[:0]
+        self._closed = True
         return n
 
 

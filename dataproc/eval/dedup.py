@@ -2,8 +2,8 @@
 
 How it runs (no Ray, same code as the pipeline): the WARC is read with ``read_warc``, each page
 extracted in-process with ``extract_text`` (our settings; pages under ``extract.min_chars``
-are dropped, as the Extractor stage does), PII-scrubbed, then hashed with ``MinHasher`` and
-written with ``BandKeyWriter``; ``find_bucket_edges`` and ``build_clusters`` — phase 2 of the
+are dropped, as the Extractor stage does), PII-scrubbed, then hashed and written with
+phase 1's ``DedupWriter``; ``find_bucket_edges`` and ``build_clusters`` — phase 2 of the
 pipeline, unchanged — turn the keys into removed documents. Language ID and quality filters
 are skipped on purpose, so that dedup sees every page with text (the truth file labels copies
 of all kinds of pages, not only English articles). Running phases in-process instead of
@@ -126,30 +126,21 @@ def run_dedup(
     import numpy as np
     import pyarrow.parquet as pq
 
-    from dataproc.dedup.buckets import BandKeyWriter
     from dataproc.dedup.clusters import build_clusters, find_bucket_edges
     from dataproc.dedup.config import DedupConfig
-    from dataproc.dedup.minhash import MinHasher
-    from dataproc.dedup.signatures import SignatureWriter
+    from dataproc.dedup.writer import DedupWriter
 
     cfg = config or DedupConfig()
-    hasher = MinHasher(cfg)
     by_key: dict[tuple[int, int], list[int]] = defaultdict(list)
     with tempfile.TemporaryDirectory(prefix="dataproc-eval-dedup-") as work:
-        writer = BandKeyWriter(work, 0, cfg)
-        sig_writer = SignatureWriter(work, 0, cfg.num_perm)
+        writer = DedupWriter(work, 0, cfg)
         for i, text in enumerate(texts):
-            sig = hasher.signature(text)
-            keys = hasher.band_keys(sig)
-            exact = hasher.exact_key(text) if cfg.exact else None
-            writer.add(i, keys, exact)
-            sig_writer.add(i, sig)
+            keys, exact = writer.add(i, text)
             for band, key in enumerate(keys.tolist()):
                 by_key[(band, key)].append(i)
             if exact is not None:
                 by_key[(cfg.bands, exact)].append(i)
         writer.close()
-        sig_writer.close()
         edge_files = []
         for b in range(cfg.num_buckets):
             files = glob.glob(os.path.join(work, "bands", f"bucket={b:04d}", "*.parquet"))

@@ -146,9 +146,7 @@ def run_phase1(
     ``on_record(doc, stats)`` (optional) is called for every record read, before the stages
     see it, with the shard's stats so far (live progress, the offset for error logs).
     """
-    from dataproc.dedup.buckets import BandKeyWriter
-    from dataproc.dedup.minhash import MinHasher
-    from dataproc.dedup.signatures import SignatureWriter
+    from dataproc.dedup.writer import DedupWriter
     from dataproc.stages.warc_reader import read_warc
 
     started = time.time()
@@ -176,23 +174,16 @@ def run_phase1(
         writer = _DocsWriter()
         languages: Counter[str] = Counter()
         if config.dedup.enabled:
-            hasher = MinHasher(config.dedup)
-            bands = BandKeyWriter(layout.work, input_index, config.dedup)
-            # Written even with min_similarity 0, so that phase-1 output does not depend on it.
-            sigs = SignatureWriter(layout.work, input_index, config.dedup.num_perm)
+            dedup = DedupWriter(layout.work, input_index, config.dedup)
             sig_stats = stats.get("minhash")
             for d in docs:
                 sig_stats.docs_in += 1
                 with sig_stats.timed():
-                    sig = hasher.signature(d.text)
-                    exact = hasher.exact_key(d.text) if config.dedup.exact else None
-                    bands.add(d.doc_index, hasher.band_keys(sig), exact)
-                    sigs.add(d.doc_index, sig)
+                    dedup.add(d.doc_index, d.text)
                 sig_stats.docs_out += 1
                 languages[d.language or "unknown"] += 1
                 writer.add(d)
-            bands.close()
-            sigs.close()
+            dedup.close()
         else:
             for d in docs:
                 languages[d.language or "unknown"] += 1
