@@ -66,6 +66,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_crawl_args(run)  # --crawl ID --shards A:B --crawl-base-url URL
     run.add_argument(
+        "--robots",
+        nargs="+",
+        metavar="PATH",
+        help="robots.txt WARC files or folders of the crawl (Common Crawl's robotstxt/ files): "
+        "pages whose site disallows an AI agent are dropped (docs/consent.md)",
+    )
+    run.add_argument(
         "--sample",
         action="store_true",
         help="generate the bundled sample shard and run on it (output defaults to ./sample-out)",
@@ -173,6 +180,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     apply_crawl_args(args, config)  # --crawl/--shards: the crawl's listing becomes the inputs
     if args.output:
         config.output = args.output
+    from dataproc.consent.prepare import apply_consent_args
+
+    apply_consent_args(args, config)  # --robots / --crawl: the run's robots.txt index
 
     inputs = plan_inputs(config.inputs)
     if args.dry_run:

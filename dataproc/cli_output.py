@@ -33,6 +33,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             )
             for s in c.get("samples", []):
                 print(f"  sample {s['file']}#{s['row']}: {s['text'][:120]!r}")
+            for line in c.get("certificates", []):
+                print(f"  {line}")
         else:
             print(f"FAILED: {len(result.problems)} problem(s) in {args.out}", file=sys.stderr)
     return EXIT_OK if result.ok else EXIT_PROBLEMS

@@ -18,6 +18,8 @@ from pydantic import Field, ValidationError
 from dataproc.configbase import StrictModel
 from dataproc.dedup.config import DedupConfig
 from dataproc.errors import ConfigError
+from dataproc.stages.consent import ConsentConfig
+from dataproc.stages.decontaminate import DecontamConfig
 from dataproc.stages.extract import ExtractConfig
 from dataproc.stages.langid import LangIdConfig
 from dataproc.stages.pii import PiiConfig
@@ -87,10 +89,12 @@ class PipelineConfig(StrictModel):
     output: str | None = Field(None, description="Output folder (local path or URL).")
     reader: ReaderConfig = Field(default_factory=ReaderConfig)
     url_filter: UrlFilterConfig = Field(default_factory=UrlFilterConfig)
+    consent: ConsentConfig = Field(default_factory=ConsentConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
     langid: LangIdConfig = Field(default_factory=LangIdConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     pii: PiiConfig = Field(default_factory=PiiConfig)
+    decontaminate: DecontamConfig = Field(default_factory=DecontamConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     write: OutputConfig = Field(default_factory=OutputConfig)
@@ -99,6 +103,10 @@ class PipelineConfig(StrictModel):
     def fingerprint(self) -> str:
         """Hash of everything that changes the output (not inputs/output/execution)."""
         data = self.model_dump(mode="json", exclude={"inputs", "output", "execution", "name"})
+        # Index folders live in OUT (their content is fixed by consent.robots and the eval
+        # sets' sha256): the same run must keep its fingerprint whatever OUT is called.
+        data["consent"].pop("robots_index", None)
+        data["decontaminate"].pop("index", None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -328,6 +328,48 @@ def verify_output(out_dir: str, *, sample_docs: int = 5) -> VerifyResult:
             "unique_ids": len(ids_seen),
         }
     )
+    _check_certificates(manifest, result)
     if not result.problems:
         _sample_decode(out_dir, manifest, encoding, keep_text, sample_docs, result)
     return result
+
+
+def _check_certificates(manifest: dict, result: VerifyResult) -> None:
+    """The decontamination certificate holds: every eval file is still what was checked."""
+    lines: list[str] = []
+    decon = manifest.get("decontamination")
+    if decon:
+        for s in decon["sets"]:
+            lines.append(
+                f"decontamination: {s['name']} ({s['source']}, {s['items']:,} items, "
+                f"{decon['ngram']}-grams): {s['documents_removed']:,} documents removed, "
+                f"{s['documents_cut']:,} cut"
+            )
+            if s.get("sha256") is None:
+                continue  # a Hugging Face set: its revision is in `source`
+            path = s["source"]
+            if not fs.exists(path):
+                result.problems.append(
+                    f"decontamination set {s['name']!r}: {path} not found, so the certificate "
+                    "cannot be checked; run verify where the eval files are"
+                )
+                continue
+            digest, _ = _sha256(path)
+            if digest != s["sha256"]:
+                result.problems.append(
+                    f"decontamination set {s['name']!r}: {path} has sha256 {digest[:16]}…, "
+                    f"the manifest certifies {s['sha256'][:16]}…: the eval file changed "
+                    "since the run, so the output was not checked against it"
+                )
+    consent = manifest.get("consent")
+    if consent:
+        robots = consent.get("robots")
+        where = (
+            f"robots.txt of {robots['hosts']:,} hosts ({robots['hosts_naming_agents']:,} name "
+            "an AI agent)"
+            if robots
+            else "no robots.txt (page signals only)"
+        )
+        dropped = sum(consent.get("dropped", {}).values())
+        lines.append(f"consent: {where}; {dropped:,} documents dropped as opted out")
+    result.checked["certificates"] = lines

@@ -110,6 +110,29 @@ def resolve_crawl(crawl: str, shards: str | None = None, base: str | None = None
     return [f"{root}/{p}" for p in chosen]
 
 
+_SEGMENT = re.compile(r"/segments/([^/]+)/")
+
+
+def robots_for_inputs(crawl: str, inputs: list[str], base: str | None = None) -> list[str]:
+    """The crawl's robots.txt WARC URLs for the segments of ``inputs`` (``robotstxt.paths.gz``).
+
+    Common Crawl fetches robots.txt per segment, so a page's opt-outs "as of the crawl" are
+    in the robots files of its own segment.
+    """
+    url = f"{base_url(base)}/crawl-data/{crawl}/robotstxt.paths.gz"
+    try:
+        data = fs.read_bytes(url)
+    except (InputError, OSError, ValueError) as e:
+        raise InputError(f"--crawl {crawl}: cannot read its robots.txt listing {url}: {e}") from e
+    segments = {m.group(1) for p in inputs if (m := _SEGMENT.search(p))}
+    root = base_url(base)
+    return [
+        f"{root}/{p}"
+        for p in parse_listing(data, url)
+        if (m := _SEGMENT.search("/" + p)) and m.group(1) in segments
+    ]
+
+
 __all__ = [
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
@@ -118,4 +141,5 @@ __all__ = [
     "parse_listing",
     "parse_shards",
     "resolve_crawl",
+    "robots_for_inputs",
 ]

@@ -193,7 +193,11 @@ def run_pipeline(
     inputs = plan_inputs(config.inputs)
     layout = OutputLayout(config.output)
     tok_info = tokenizer_info(config.tokenizer)  # fail fast, before any work, if it can't load
+    from dataproc.consent.prepare import prepare_run_indexes, resolve_index_paths
+
+    resolve_index_paths(config)  # the run's robots / decontamination index folders
     prepare_output(layout, config, inputs, overwrite)
+    prepare_run_indexes(config)  # built once per run, before any task needs them
     fp = config.fingerprint()
     progress = progress or Progress.from_config(config.execution, len(inputs), layout.out)
     result = RunResult(out_dir=config.output, inputs=inputs, manifest=None, stats=StatsSet())
@@ -403,6 +407,9 @@ def _finalize(
             "seconds": round(finished - started, 3),
         },
     )
+    from dataproc.consent.prepare import certificates
+
+    manifest.update(certificates(config, stats))  # consent and decontamination audit trail
     manifest["complete"] = not failures
     if failures:
         manifest["failures"] = sorted(failures, key=lambda f: (f["phase"], f["unit"]))

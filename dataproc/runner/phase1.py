@@ -21,7 +21,7 @@ from dataproc.io import fs
 from dataproc.io.rejects import RejectWriter
 from dataproc.runner.layout import OutputLayout
 from dataproc.stages.base import Stage, run_stage
-from dataproc.stats import StageStats, StatsSet
+from dataproc.stats import StatsSet
 
 DOCS_SCHEMA = pa.schema(
     [
@@ -45,6 +45,8 @@ _STAGE_CACHE: dict[str, list[Stage]] = {}
 
 def build_filter_stages(config: PipelineConfig) -> list[Stage]:
     """The document stages of phase 1 in order, built and set up."""
+    from dataproc.stages.consent import ConsentFilter
+    from dataproc.stages.decontaminate import Decontaminator
     from dataproc.stages.extract import Extractor
     from dataproc.stages.langid import LanguageId
     from dataproc.stages.pii import PiiScrubber
@@ -54,11 +56,15 @@ def build_filter_stages(config: PipelineConfig) -> list[Stage]:
     stages: list[Stage] = []
     if config.url_filter.enabled:
         stages.append(UrlFilter(config.url_filter))
+    if config.consent.enabled:
+        stages.append(ConsentFilter(config.consent))
     stages.append(Extractor(config.extract))
     stages.append(LanguageId(config.langid))
     stages.extend(quality_stages(config.quality))
     if config.pii.enabled:
         stages.append(PiiScrubber(config.pii))
+    if config.decontaminate.enabled and config.decontaminate.sets:
+        stages.append(Decontaminator(config.decontaminate))
     for s in stages:
         s.setup()
     return stages
@@ -108,13 +114,19 @@ class _DocsWriter:
         return table.num_rows
 
 
-def _count_metadata(docs: Iterator[Document], pii_stats: StageStats | None) -> Iterator[Document]:
-    """Move per-document annotations (PII counts) into stage counters."""
+def _count_metadata(docs: Iterator[Document], stats: StatsSet) -> Iterator[Document]:
+    """Move per-document annotations (PII counts, decontamination cuts) into stage counters."""
     for d in docs:
-        if pii_stats is not None:
+        if "pii" in stats:
+            pii_stats = stats.get("pii")
             for kind, n in d.metadata.pop("pii", {}).items():
                 if n:
                     pii_stats.counters[f"pii_{kind}"] += n
+        cuts = d.metadata.pop("decontaminate", None)
+        if cuts:
+            for name, n in cuts.items():
+                stats.get("decontaminate").counters[f"cut:{name}"] += n
+        d.metadata.pop("http_headers", None)
         yield d
 
 
@@ -169,7 +181,7 @@ def run_phase1(
             docs = _observe(docs, stats, on_record)
         for stage in stages:
             docs = run_stage(stage, docs, stats.get(stage.name), rejects)
-        docs = _count_metadata(docs, stats.get("pii") if "pii" in stats else None)
+        docs = _count_metadata(docs, stats)
 
         writer = _DocsWriter()
         languages: Counter[str] = Counter()

@@ -898,9 +898,24 @@ class _FileReader:
         self.stats.counters[f"charset_{decoded.source}"] += 1
         doc = self._stub(record, ordinal, offset, inner)
         doc.html = html
+        kept = _consent_headers(http)
+        if kept:
+            doc.metadata["http_headers"] = kept
         self.stats.docs_out += 1
         self.stats.bytes_out += len(html.encode("utf-8"))
         return doc
+
+
+def _consent_headers(http: Any) -> dict[str, str]:
+    """The opt-out headers the consent filter reads (lower-case names; repeats joined)."""
+    from dataproc.stages.consent import CONSENT_HEADERS
+
+    kept: dict[str, str] = {}
+    for name, value in http.headers:
+        key = name.strip().lower()
+        if key in CONSENT_HEADERS:
+            kept[key] = f"{kept[key]}\n{value}" if key in kept else value
+    return kept
 
 
 def _rec_type(record: Any) -> str | None:
