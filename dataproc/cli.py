@@ -110,6 +110,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "dataproc.cli_report",  # report
         "dataproc.cli_eval",  # eval
         "dataproc.cli_cluster",  # submit, crawl listing
+        "dataproc.cli_remove",  # remove (take-down requests)
     ):
         try:
             mod = __import__(module, fromlist=["register"])

@@ -329,6 +329,13 @@ def verify_output(out_dir: str, *, sample_docs: int = 5) -> VerifyResult:
         }
     )
     _check_certificates(manifest, result)
+    from dataproc.remove import pending_commits
+
+    for stage in pending_commits(out_dir):
+        result.problems.append(
+            f"{stage}: a `dataproc remove` was committed but not finished (interrupted); "
+            "run `dataproc remove` on this output again to finish it"
+        )
     if not result.problems:
         _sample_decode(out_dir, manifest, encoding, keep_text, sample_docs, result)
     return result

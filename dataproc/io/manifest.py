@@ -100,3 +100,14 @@ def read_manifest(out_dir: str) -> dict:
 def manifest_files(manifest: dict) -> list[TokenFileInfo]:
     """The manifest's ``files`` as TokenFileInfo records (manifest order)."""
     return [TokenFileInfo(**f) for f in manifest["files"]]
+
+
+def refresh_file_totals(manifest: dict) -> None:
+    """Recompute ``totals`` from ``files`` (after a rewrite such as ``dataproc remove``)."""
+    files = manifest["files"]
+    manifest["totals"] = {
+        "files": len(files),
+        "rows": sum(f["rows"] for f in files),
+        "tokens": sum(f["tokens"] for f in files),
+        "bytes": sum(f["bytes"] for f in files),
+    }
