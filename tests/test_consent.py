@@ -305,3 +305,68 @@ def test_pipeline_drops_opted_out_pages_and_reuses_its_index(ray_cluster, tmp_pa
     again = run_pipeline(config)
     assert again.ok and output_digest(out) == before
     assert (out / "_work" / "consent" / "robots" / "meta.json").stat().st_mtime_ns == index_meta
+
+
+def test_crawl_finds_robots_files_of_the_selected_segments(tmp_path: Path) -> None:
+    """``--crawl ID``: robots files come from robotstxt.paths.gz, for the inputs' segments."""
+    import argparse
+    import gzip
+
+    from dataproc.config import build_config
+    from dataproc.consent.prepare import apply_consent_args, resolve_index_paths
+    from tests._crawl_fixtures import FaultyFileServer
+
+    crawl = "CC-MAIN-2024-22"
+    seg_a, seg_b = "1715971057216.39", "1715971058000.11"
+    robots_paths = [
+        f"crawl-data/{crawl}/segments/{seg_a}/robotstxt/CC-MAIN-x-00000.warc.gz",
+        f"crawl-data/{crawl}/segments/{seg_b}/robotstxt/CC-MAIN-x-00000.warc.gz",
+    ]
+    files = {
+        f"crawl-data/{crawl}/robotstxt.paths.gz": gzip.compress("\n".join(robots_paths).encode()),
+        robots_paths[0]: _robots_warc(tmp_path).read_bytes(),
+    }
+    with FaultyFileServer(files) as srv:
+        config = build_config({"output": str(tmp_path / "out")})
+        config.inputs = [
+            f"{srv.base_url}/crawl-data/{crawl}/segments/{seg_a}/warc/CC-MAIN-x-00001.warc.gz"
+        ]
+        args = argparse.Namespace(robots=None, crawl=crawl, crawl_base_url=srv.base_url)
+        apply_consent_args(args, config)
+        assert config.consent.robots == [f"{srv.base_url}/{robots_paths[0]}"]
+        resolve_index_paths(config)
+        from dataproc.consent.prepare import prepare_run_indexes
+
+        prepare_run_indexes(config)  # remote robots files are read like any input
+        idx = RobotsIndex(str(config.consent.robots_index))
+        assert idx.captured("gpt-blocker.example")
+
+
+def test_run_with_missing_robots_path_is_a_one_line_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.warc_builder import WarcBuilder as WB
+
+    warc = WB().response("https://a.example/", "<html>x</html>").write(tmp_path / "in.warc.gz")
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dataproc",
+            "run",
+            "-i",
+            str(warc),
+            "-o",
+            str(tmp_path / "o"),
+            "--robots",
+            str(tmp_path / "nope"),
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert p.returncode != 0 and "--robots" in p.stderr and "no such file" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
