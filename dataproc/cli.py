@@ -7,15 +7,27 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 from typing import Any
 
 from dataproc import __version__
 from dataproc.errors import DataprocError
 
-EXIT_OK, EXIT_FAILED_UNITS, EXIT_USAGE = 0, 2, 1
+# Exit codes (docs/api.md): usage errors share argparse's 2; errors in what the command was
+# asked to do (config, inputs, output) are 1; a run that finished with failed units is 3.
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAILED_UNITS = 0, 1, 2, 3
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _positive_int(value: str) -> int:
+    """argparse type for counts that must be >= 1 (reported under the flag's own name)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} must be >= 1")
+    return n
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -42,7 +54,13 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog="Quick start: `dataproc run --sample`. Docs: docs/ in the repository.",
     )
     parser.add_argument("--version", action="version", version=f"dataproc {__version__}")
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="logging level: DEBUG, INFO, WARNING or ERROR (default INFO)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser(
@@ -75,13 +93,16 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--sample",
         action="store_true",
-        help="generate the bundled sample shard and run on it (output defaults to ./sample-out)",
+        help="generate the bundled sample shard and run on it (output defaults to ./sample-out; "
+        "a rerun resumes like any run, --overwrite starts again)",
     )
     run.add_argument(
         "--address",
         help="Ray cluster to join (`auto`, ray://...); default: RAY_ADDRESS or a local cluster",
     )
-    run.add_argument("--workers", type=int, help="CPUs for a local Ray cluster (default: all)")
+    run.add_argument(
+        "--workers", type=_positive_int, help="CPUs for a local Ray cluster (default: all)"
+    )
     run.add_argument(
         "--overwrite", action="store_true", help="delete OUTPUT's previous contents first"
     )
@@ -166,14 +187,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.overrides.append("execution.progress=none")
     config = _load(args)
     if args.sample:
-        from dataproc.sample import write_sample_warcs
+        from dataproc.sample import sample_input_dir, write_sample_warcs
 
-        sample_dir = os.path.join(tempfile.gettempdir(), "dataproc-sample-input")
+        # A rerun resumes like any run (README); --overwrite starts again. The input goes to
+        # a private folder per user and output, so two users or two outputs never collide.
+        config.output = args.output or config.output or "sample-out"
+        sample_dir = sample_input_dir(config.output)
         paths, _truth = write_sample_warcs(sample_dir)
         config.inputs = paths
-        config.output = args.output or config.output or "sample-out"
-        if not args.output:
-            args.overwrite = True  # the sample's default folder is ours to replace
+        print(f"sample input: {len(paths)} WARC file(s) in {sample_dir}", file=sys.stderr)
     if args.inputs:
         config.inputs = args.inputs
     from dataproc.cli_cluster import apply_crawl_args
@@ -185,14 +207,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     apply_consent_args(args, config)  # --robots / --crawl: the run's robots.txt index
 
+    from dataproc.preflight import check_run
+
+    check_run(config)  # optional packages, extractor, models, tokenizer: here, not in workers
     inputs = plan_inputs(config.inputs)
     if args.dry_run:
         print(
             f"{len(inputs)} input file(s) would be processed into {config.output or '(no --output given)'}:"
         )
-        from dataproc.stages.tokenize import tokenizer_info
-
-        tokenizer_info(config.tokenizer)  # the tokenizer must load before anything runs
         done = _done_inputs(config)
         for i in inputs:
             mark = "  (done)" if i.index in done else ""
@@ -204,16 +226,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     result = run_pipeline(config, overwrite=args.overwrite)
     print_summary(result)
-    return result.exit_code
+    return result.exit_code  # EXIT_FAILED_UNITS when units failed
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Libraries' INFO chatter (matplotlib's "generated new fontManager") is not ours to show.
+    for name in ("matplotlib", "PIL", "fontTools"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
@@ -221,7 +246,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except DataprocError as e:
         print(f"dataproc: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_ERROR
+    except ImportError as e:
+        from dataproc.preflight import missing_package_message
+
+        print(f"dataproc: error: {missing_package_message(e)}", file=sys.stderr)
+        return EXIT_ERROR
     except BrokenPipeError:
         # `dataproc inspect OUT | head`: the reader left; not an error of ours.
         sys.stderr.close()
@@ -229,12 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         # Disk full or permission lost mid-run: finished work is kept (atomic files, markers).
         where = f"{e.filename}: " if e.filename else ""
+        # Only `run` keeps finished work to resume from; other commands simply start again.
+        then = "rerun the same command to resume" if args.command == "run" else "try again"
         print(
-            f"dataproc: error: {where}{e.strerror or e}; free space or fix permissions, "
-            "then rerun the same command to resume",
+            f"dataproc: error: {where}{e.strerror or e}; free space, fix permissions or pick "
+            f"another path, then {then}",
             file=sys.stderr,
         )
-        return EXIT_FAILED_UNITS
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("dataproc: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -22,7 +22,7 @@ from typing import Any
 from dataproc.errors import ConfigError, DataprocError
 
 DEFAULT_JOB_ADDRESS = "http://127.0.0.1:8265"
-EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 1, 2
+EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 1, 3  # docs/api.md: exit codes
 # Never uploaded with the working directory: VCS data, caches, local outputs.
 DEFAULT_EXCLUDES = [
     ".git",
@@ -159,7 +159,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def follow_job(client: Any, job_id: str, poll_seconds: float = 2.0) -> int:
-    """Print the job's new log text until it ends; its exit code (0 ok, 2 failed, 1 stopped)."""
+    """Print the job's new log text until it ends; its exit code (0 ok, 3 failed, 1 stopped)."""
     printed = 0
     try:
         while True:

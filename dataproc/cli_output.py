@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-EXIT_OK, EXIT_PROBLEMS = 0, 2
+EXIT_OK, EXIT_PROBLEMS = 0, 3  # docs/api.md: 3 = finished, found problems
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -78,7 +78,7 @@ def register(subparsers: Any) -> None:
         description="Check OUT: manifest vs files (sha256, rows, tokens, bytes), exact schema, "
         "tokenizer hash vs the local rank file, every document ends with EOT and has none inside, "
         "ids < vocab_size, unique document ids, no unlisted files; decode a few samples. "
-        "Exit code 0 if clean, 2 with one line per problem otherwise.",
+        "Exit code 0 if clean, 3 with one line per problem otherwise.",
     )
     v.add_argument("out", metavar="OUT", help="output folder (local path or URL)")
     v.add_argument("--samples", type=int, default=5, help="documents to decode (default 5)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import os
 import random
 import re
 import struct
@@ -641,6 +642,30 @@ def _split(n: int, parts: int) -> list[range]:
     return out
 
 
+def sample_input_dir(output: str) -> str:
+    """A private folder for ``dataproc run --sample``'s input, one per user and output folder.
+
+    It is the same on every rerun into the same output (so the run resumes), different for
+    another user or output (so runs never collide), and created ``0700`` under the system
+    temporary folder; a folder of that name owned by someone else is refused.
+    """
+    import tempfile
+
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    key = hashlib.sha256(os.path.abspath(output).encode()).hexdigest()[:12]
+    base = os.path.join(tempfile.gettempdir(), f"dataproc-{uid}")
+    try:
+        os.makedirs(base, mode=0o700, exist_ok=True)
+        st = os.stat(base)
+    except OSError as e:
+        raise OutputError(f"cannot create the sample input folder {base}: {e}") from e
+    if hasattr(os, "getuid") and (st.st_uid != uid or st.st_mode & 0o077):
+        raise OutputError(
+            f"{base} is not a private folder of this user; remove it or set TMPDIR elsewhere"
+        )
+    return os.path.join(base, f"sample-input-{key}")
+
+
 def write_sample_warcs(
     out_dir: str, *, num_files: int = 2, seed: int = 0
 ) -> tuple[list[str], SampleTruth]:
@@ -679,8 +704,10 @@ def write_sample_warcs(
         filename = f"CC-MAIN-{stamp}-{end}-{file_index:05d}.warc.gz"
         path = out / filename
         clock = max(clock, start)
+        # Written beside and renamed: a run reading these files never sees a half-written one.
+        tmp = out / f".{filename}.{os.getpid()}.tmp"
         try:
-            with open(path, "wb") as f:
+            with open(tmp, "wb") as f:
                 writer = WARCWriter(f, gzip=True, warc_version="1.0")
                 warcinfo_id = ids.uuid()
                 writer.write_record(_warcinfo(writer, filename, crawl, warcinfo_id, clock))
@@ -692,7 +719,9 @@ def write_sample_warcs(
                         writer.write_record(record)
                     placed.append((specs[i], main_id, file_index, ordinal + 1))
                     ordinal += len(records)
+            os.replace(tmp, path)
         except OSError as e:
+            tmp.unlink(missing_ok=True)
             raise OutputError(f"cannot write sample file {str(path)!r}: {e}") from e
         paths.append(str(path))
     return paths, _truth(crawl, placed)

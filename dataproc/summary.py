@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+# Off a terminal (CI, `ray job logs`, a file) nothing should be cut or wrapped at rich's default
+# 80 columns: tables take the width they need, long paths stay on one line.
+PIPE_WIDTH = 10_000
+
+
+def summary_console(file: IO[str] | None = None) -> Console:
+    """The console the summary prints to: the terminal's width, or unlimited off a terminal."""
+    console = Console(file=file, soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(file=file, soft_wrap=True, width=PIPE_WIDTH)
+    return console
 
 
 def print_summary(result: Any, console: Console | None = None) -> None:
-    """Print the funnel (in/out/dropped per stage), totals and where the output is."""
-    console = console or Console(stderr=False)
+    """Print the funnel (in/out/dropped per stage), totals and where the output is.
+
+    Everything that comes from data or the file system is escaped: rich would otherwise eat
+    ``[resiliparse]`` in ``pip install 'dataproc[resiliparse]'`` as a style tag.
+    """
+    console = console or summary_console()
     table = Table(title="dataproc run: documents through the stages", title_justify="left")
     table.add_column("stage")
     table.add_column("in", justify="right")
@@ -20,9 +37,9 @@ def print_summary(result: Any, console: Console | None = None) -> None:
     table.add_column("top drop reasons")
     table.add_column("seconds", justify="right")
     for s in result.stats:
-        reasons = ", ".join(f"{r} {n:,}" for r, n in s.dropped.most_common(3))
+        reasons = escape(", ".join(f"{r} {n:,}" for r, n in s.dropped.most_common(3)))
         table.add_row(
-            s.name,
+            escape(s.name),
             f"{s.docs_in:,}",
             f"{s.docs_out:,}",
             f"{s.docs_dropped:,}",
@@ -32,10 +49,10 @@ def print_summary(result: Any, console: Console | None = None) -> None:
     console.print(table)
     m = result.manifest or {}
     totals = m.get("totals", {})
-    out = result.out_dir
+    out = escape(result.out_dir)
     console.print(
         f"[bold]{totals.get('rows', 0):,}[/] documents, [bold]{totals.get('tokens', 0):,}[/] tokens "
-        f"({m.get('tokenizer', {}).get('name', '?')}) in {totals.get('files', 0)} Parquet file(s), "
+        f"({escape(str(m.get('tokenizer', {}).get('name', '?')))}) in {totals.get('files', 0)} Parquet file(s), "
         f"{result.seconds:,.1f}s"
     )
     if not totals.get("rows") and not result.failures:
@@ -45,12 +62,14 @@ def print_summary(result: Any, console: Console | None = None) -> None:
         )
     pii = {k[4:]: v for s in result.stats for k, v in s.counters.items() if k.startswith("pii_")}
     if pii:
-        console.print("PII scrubbed: " + ", ".join(f"{k} {v:,}" for k, v in sorted(pii.items())))
+        console.print(
+            "PII scrubbed: " + escape(", ".join(f"{k} {v:,}" for k, v in sorted(pii.items())))
+        )
     reused = {k: v for k, v in result.reused.items() if v}
     if reused:
         names = {"phase1": "filtered files", "phase2": "dedup", "phase3": "tokenized files"}
         parts = [f"{names.get(k, k)} {v}" for k, v in reused.items()]
-        console.print("reused from an earlier run (not redone): " + ", ".join(parts))
+        console.print("reused from an earlier run (not redone): " + escape(", ".join(parts)))
     console.print(f"output:   {os.path.join(out, 'tokens')}/")
     console.print(
         f"manifest: {os.path.join(out, 'manifest.json')}   stats: {os.path.join(out, 'stats.json')}"
@@ -58,11 +77,11 @@ def print_summary(result: Any, console: Console | None = None) -> None:
     console.print(
         f"rejects:  {os.path.join(out, 'rejects')}/ (every dropped document with its reason)"
     )
-    if os.path.exists(os.path.join(out, "report.html")):
+    if os.path.exists(os.path.join(result.out_dir, "report.html")):
         console.print(f"report:   {os.path.join(out, 'report.html')}")
     if result.failures:
         console.print(
             f"[bold red]{len(result.failures)} unit(s) failed[/]; rerun the same command to retry them:"
         )
         for f in result.failures:
-            console.print(f"  {f['phase']} {f.get('input', f['unit'])}: {f['error']}")
+            console.print(escape(f"  {f['phase']} {f.get('input', f['unit'])}: {f['error']}"))

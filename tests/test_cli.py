@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from dataproc import cli
-from dataproc.cli import EXIT_OK, EXIT_USAGE, main
+from dataproc.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -86,7 +86,7 @@ def test_config_show_prints_the_resolved_config(
 def test_bad_config_is_one_line_naming_key_value_and_allowed(
     override: str, needles: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["config", "show", "--set", override]) == EXIT_USAGE
+    assert main(["config", "show", "--set", override]) == EXIT_ERROR
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert err.startswith("dataproc: error: ")
@@ -97,9 +97,9 @@ def test_bad_config_is_one_line_naming_key_value_and_allowed(
 def test_bad_yaml_file_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("langid: [unclosed\n")
-    assert main(["config", "show", "-c", str(bad)]) == EXIT_USAGE
+    assert main(["config", "show", "-c", str(bad)]) == EXIT_ERROR
     assert str(bad) in capsys.readouterr().err
-    assert main(["config", "show", "-c", str(tmp_path / "missing.yaml")]) == EXIT_USAGE
+    assert main(["config", "show", "-c", str(tmp_path / "missing.yaml")]) == EXIT_ERROR
     assert "missing.yaml: no such config file" in capsys.readouterr().err
 
 
@@ -121,10 +121,10 @@ def test_dry_run_lists_inputs_in_order_and_runs_nothing(
     assert not out.exists()
 
 
-def test_missing_input_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_input_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         main(["run", "--dry-run", "-i", str(tmp_path / "nothing-*.warc.gz"), "-o", str(tmp_path)])
-        == EXIT_USAGE
+        == EXIT_ERROR
     )
     assert capsys.readouterr().err.startswith("dataproc: error:")
 
@@ -136,9 +136,9 @@ def test_report_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert main(["report", str(out), "--html", str(tmp_path / "r.html")]) == EXIT_OK
     assert capsys.readouterr().out.strip() == str(tmp_path / "r.html")
     assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
-    assert main(["report", str(tmp_path / "nope")]) == EXIT_USAGE
+    assert main(["report", str(tmp_path / "nope")]) == EXIT_ERROR
     assert "no such folder" in capsys.readouterr().err
-    assert main(["report", str(tmp_path)]) == EXIT_USAGE  # a folder without a run
+    assert main(["report", str(tmp_path)]) == EXIT_ERROR  # a folder without a run
     assert "no stats.json" in capsys.readouterr().err
 
 
@@ -149,5 +149,5 @@ def test_console_entry_point_exit_code() -> None:
         text=True,
         timeout=60,
     )
-    assert r.returncode == EXIT_USAGE
+    assert r.returncode == EXIT_ERROR
     assert r.stderr.strip().startswith("dataproc: error:") and "Traceback" not in r.stderr

@@ -171,5 +171,5 @@ def test_cli_exit_codes(out, capsys):
     assert main(["inspect", str(out)]) == 0
     assert "tokens by language" in capsys.readouterr().out
     (out / "tokens" / "stray.parquet").write_bytes(b"x")
-    assert main(["verify", str(out)]) == 2
+    assert main(["verify", str(out)]) == 3
     assert "stray.parquet" in capsys.readouterr().err

@@ -33,10 +33,12 @@ import io
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import IO, Any, Protocol
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError
 
@@ -268,8 +270,7 @@ class RetryingStream(io.RawIOBase):
                 if kind is None:
                     self._drop_body()
                     raise InputError(
-                        f"{self.source.url}: read failed at byte {self.pos}: "
-                        f"{type(e).__name__}: {e}; check the URL and your access to it"
+                        f"at byte {self.pos}: " + permanent_error_message(self.source.url, e)
                     ) from e
                 failures += 1
                 self._retry_wait(RetryableError(kind), failures)
@@ -310,8 +311,64 @@ def is_throttling(message: str) -> bool:
     return any(k in message for k in ("429", "503", "SlowDown", "Throttl", "RequestLimit"))
 
 
+# getaddrinfo answers that mean "this name does not exist" (not "DNS is slow right now",
+# EAI_AGAIN, which is retried like any dropped connection).
+_NO_SUCH_HOST = frozenset(
+    code
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code
+)
+
+
+def _causes(e: BaseException) -> list[BaseException]:
+    """``e`` and what it wraps (cause, context, urllib3's ``reason``, botocore's ``error``)."""
+    seen: list[BaseException] = []
+    todo = [e]
+    while todo and len(seen) < 32:
+        cur = todo.pop()
+        if any(cur is s for s in seen):
+            continue
+        seen.append(cur)
+        kwargs = getattr(cur, "kwargs", None)
+        nested = [
+            cur.__cause__,
+            cur.__context__,
+            getattr(cur, "reason", None),
+            kwargs.get("error") if isinstance(kwargs, dict) else None,
+            *cur.args,
+        ]
+        todo += [x for x in nested if isinstance(x, BaseException)]
+    return seen
+
+
+def host_not_found(e: BaseException) -> bool:
+    """Whether ``e`` (or what it wraps) is a DNS answer that the host does not exist."""
+    return any(isinstance(x, socket.gaierror) and x.errno in _NO_SUCH_HOST for x in _causes(e))
+
+
+def permanent_error_message(url: str, e: BaseException) -> str:
+    """One line for an error that retrying cannot fix: the URL, what happened, what to check."""
+    if host_not_found(e):
+        host = urlsplit(url).hostname or url
+        return (
+            f"{url}: host {host!r} not found (DNS: no such name); check the URL, "
+            "or the endpoint setting (AWS_ENDPOINT_URL_S3) and this machine's DNS"
+        )
+    return f"{url}: {_short(e)}; check the URL and your access to it"
+
+
+def _short(e: BaseException, limit: int = 160) -> str:
+    """``Type: message`` on one line, cut to ``limit`` characters (urllib3's run to 400)."""
+    text = " ".join(f"{type(e).__name__}: {e}".split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def classify_error(e: BaseException) -> str | None:
-    """A short description if ``e`` is transient (retry it), None if it is permanent."""
+    """A short description if ``e`` is transient (retry it), None if it is permanent.
+
+    Permanent: a file that is missing or not ours (404, 403, auth, missing path) and a host name
+    that does not exist (DNS); retrying them would only delay the one clear error line.
+    """
     import http.client
 
     import urllib3.exceptions
@@ -351,8 +408,10 @@ def classify_error(e: BaseException) -> str | None:
         pass
     if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError)):
         return None
+    if host_not_found(e):
+        return None
     if isinstance(e, transient):
-        return f"connection problem: {type(e).__name__}: {e}"
+        return f"connection problem: {_short(e)}"
     if isinstance(e, OSError) and is_throttling(str(e)):
         return f"throttled: {e}"  # fsspec stores wrap throttling answers in OSError
     return None
@@ -430,8 +489,8 @@ class HttpSource:
             )
         except requests.exceptions.RequestException as e:
             if classify_error(e) is None:
-                raise InputError(f"{self.url}: cannot connect: {e}") from e
-            raise RetryableError(f"connection problem: {type(e).__name__}: {e}") from e
+                raise InputError(permanent_error_message(self.url, e)) from e
+            raise RetryableError(f"connection problem: {_short(e)}") from e
         status = resp.status_code
         if status in RETRY_STATUSES:
             resp.close()
@@ -681,7 +740,7 @@ def _open_first(raw: RetryingStream) -> None:
         except Exception as e:
             kind = classify_error(e)
             if kind is None:
-                raise InputError(f"{raw.source.url}: cannot open: {type(e).__name__}: {e}") from e
+                raise InputError(permanent_error_message(raw.source.url, e)) from e
             failures += 1
             raw._retry_wait(RetryableError(kind), failures)
 
@@ -691,6 +750,7 @@ __all__ = [
     "RetryableError",
     "RetryingStream",
     "classify_error",
+    "host_not_found",
     "is_throttling",
     "make_source",
     "open_remote",

@@ -51,7 +51,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.ok else 2
+        return 0 if self.ok else 3  # = dataproc.cli.EXIT_FAILED_UNITS (docs/api.md)
 
 
 def _inputs_digest(inputs: list[InputFile]) -> str:

@@ -1,0 +1,74 @@
+"""Unreachable remotes: permanent errors (no such host, 403, 404, 401) fail at once with one
+clear line; transient ones (503) keep their retries. Servers bind 127.0.0.1 and are stopped here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from dataproc.errors import InputError
+from dataproc.io.remote import RemoteReadConfig, host_not_found, open_remote
+
+FAST = RemoteReadConfig(initial_backoff_seconds=0.0, max_failures_without_progress=4)
+
+
+@contextmanager
+def status_server(status: int) -> Iterator[tuple[str, list[str]]]:
+    """A server answering every GET with ``status``; yields its base URL and the paths asked."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:  # quiet
+            pass
+
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.send_header("Retry-After", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_forbidden_or_missing_fails_on_the_first_request(status: int, caplog) -> None:
+    with (
+        status_server(status) as (base, seen),
+        caplog.at_level(logging.WARNING, "dataproc"),
+        pytest.raises(InputError, match=rf"HTTP {status}") as e,
+    ):
+        open_remote(f"{base}/a.warc.gz", config=FAST)
+    assert seen == ["/a.warc.gz"]  # asked once, never retried
+    assert "\n" not in str(e.value) and not caplog.records
+
+
+def test_transient_503_is_still_retried() -> None:
+    with status_server(503) as (base, seen), pytest.raises(InputError, match="after 4 failed"):
+        open_remote(f"{base}/a.warc.gz", config=FAST)
+    assert len(seen) == 4
+
+
+def test_unknown_host_fails_at_once_with_one_short_line(caplog) -> None:
+    url = "http://no-such-host.dataproc-test.invalid/a.warc.gz"
+    with caplog.at_level(logging.WARNING, "dataproc"), pytest.raises(InputError) as e:
+        open_remote(url, config=RemoteReadConfig())  # default policy: 10 tries over minutes
+    msg = str(e.value)
+    assert "not found (DNS" in msg and "no-such-host.dataproc-test.invalid" in msg
+    assert len(msg) < 250 and "\n" not in msg
+    assert not caplog.records  # no retry warnings
+    assert host_not_found(e.value)
