@@ -215,10 +215,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(
             f"{len(inputs)} input file(s) would be processed into {config.output or '(no --output given)'}:"
         )
+        from dataproc.runner.plan import sniff_local_inputs, unreadable_inputs
+
         done = _done_inputs(config)
+        sniffed = sniff_local_inputs(inputs)  # what each local file looks like (first bytes)
         for i in inputs:
             mark = "  (done)" if i.index in done else ""
-            print(f"  [{i.index:06d}] {i.path}{mark}")
+            s = sniffed.get(i.index)
+            kind = f"  {s.describe()}" if s is not None else "  (remote: not sniffed)"
+            problem = s.problem() if s is not None else None
+            print(
+                f"  [{i.index:06d}] {i.path}{kind}{mark}" + (f"  <- {problem}" if problem else "")
+            )
+        bad = unreadable_inputs(sniffed, inputs)
+        if bad:
+            print(f"dataproc: error: {bad[0]}", file=sys.stderr)
+            return EXIT_ERROR  # what a run would exit with (InputError)
         return EXIT_OK
 
     from dataproc.runner.driver import run_pipeline

@@ -106,8 +106,10 @@ def test_bad_yaml_file_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_dry_run_lists_inputs_in_order_and_runs_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in ("b.warc.gz", "a.warc.gz"):
-        (tmp_path / name).write_bytes(b"")
+    from warc_builder import WarcBuilder
+
+    for name in ("b.warc.gz", "a.warc.gz"):  # real WARCs: --dry-run also sniffs each file
+        WarcBuilder().response("http://a.example/", "<html>hi</html>").write(tmp_path / name)
     out = tmp_path / "out"
     assert main(["run", "--dry-run", "-i", str(tmp_path / "*.warc.gz"), "-o", str(out)]) == EXIT_OK
     text = capsys.readouterr().out

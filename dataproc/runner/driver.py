@@ -23,7 +23,7 @@ from dataproc.errors import OutputError
 from dataproc.io import fs
 from dataproc.report import build_report_or_warn
 from dataproc.runner.layout import OutputLayout
-from dataproc.runner.plan import InputFile, plan_inputs
+from dataproc.runner.plan import InputFile, check_inputs, plan_inputs
 from dataproc.runner.progress import Progress
 from dataproc.stats import StatsSet
 
@@ -191,6 +191,7 @@ def run_pipeline(
     if not config.output:
         raise OutputError("no output folder: give --output PATH")
     inputs = plan_inputs(config.inputs)
+    check_inputs(inputs)  # a WAT, bzip2 or HTML file is refused before Ray starts
     layout = OutputLayout(config.output)
     tok_info = tokenizer_info(config.tokenizer)  # fail fast, before any work, if it can't load
     from dataproc.consent.prepare import prepare_run_indexes, resolve_index_paths

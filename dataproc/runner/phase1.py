@@ -7,6 +7,7 @@ counts as done only once everything it produced is in place.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from dataproc.io import fs
 from dataproc.io.rejects import RejectWriter
 from dataproc.runner.layout import OutputLayout
 from dataproc.stages.base import Stage, run_stage
-from dataproc.stats import StatsSet
+from dataproc.stats import StageStats, StatsSet
 
 DOCS_SCHEMA = pa.schema(
     [
@@ -88,11 +89,26 @@ def close_cached_stages() -> None:
     _STAGE_CACHE.clear()
 
 
-class _DocsWriter:
-    """Buffers surviving documents of one input file and writes them as one Parquet file."""
+# A row group of survivors is written once it holds this many documents or this many
+# characters of text, whichever comes first: memory stays bounded by bytes, however long the
+# documents of a file are (10,000 documents of 80k words would otherwise be ~5 GB).
+DOCS_ROW_GROUP_ROWS = 2048
+DOCS_ROW_GROUP_CHARS = 16 * 1024 * 1024
 
-    def __init__(self) -> None:
+
+class _DocsWriter:
+    """Writes the surviving documents of one input file as they come, row group by row group
+    (bounded in rows and in text characters), into ``sink``."""
+
+    def __init__(self, sink: Any) -> None:
+        self._writer = pq.ParquetWriter(sink, DOCS_SCHEMA, compression="zstd")
+        self.rows = 0
+        self._reset()
+
+    def _reset(self) -> None:
         self.cols: dict[str, list[Any]] = {n: [] for n in DOCS_SCHEMA.names}
+        self._buffered = 0
+        self._chars = 0
 
     def add(self, d: Document) -> None:
         c = self.cols
@@ -106,12 +122,48 @@ class _DocsWriter:
         c["language"].append(d.language)
         c["language_score"].append(d.language_score)
         c["text"].append(d.text)
+        self._buffered += 1
+        self._chars += len(d.text)
+        if self._buffered >= DOCS_ROW_GROUP_ROWS or self._chars >= DOCS_ROW_GROUP_CHARS:
+            self._flush()
 
-    def write(self, path: str) -> int:
-        table = pa.table(self.cols, schema=DOCS_SCHEMA)
-        with fs.atomic_write(path) as f:
-            pq.write_table(table, f, compression="zstd", row_group_size=2048)
-        return table.num_rows
+    def _flush(self) -> None:
+        if self._buffered:
+            self._writer.write_table(pa.table(self.cols, schema=DOCS_SCHEMA))
+            self.rows += self._buffered
+            self._reset()
+
+    def close(self) -> int:
+        """Write what is buffered and the footer; return the number of documents written."""
+        self._flush()
+        self._writer.close()
+        return self.rows
+
+    def abort(self) -> None:
+        """Stop writing after a failure (the file is discarded by its owner)."""
+        # The sink may already be broken (disk full): there is nothing to save.
+        with contextlib.suppress(Exception):
+            self._writer.close()
+
+
+def _check_input_kind(input_path: str, read_stats: StageStats) -> None:
+    """Refuse a file the reader found to be no WARC/WET at all (no record, a WAT, bzip2):
+    its task fails with one line naming the file, so the run cannot end 'complete' on it."""
+    c = read_stats.counters
+    if not (c.get("input_no_records") or c.get("input_wat")):
+        return
+    from dataproc.errors import InputError
+    from dataproc.runner.plan import sniff_input
+
+    try:
+        problem = sniff_input(input_path).problem()
+    except OSError:
+        problem = None
+    if c.get("input_wat"):
+        problem = "is a WAT file (JSON metadata records, no page text); give its WARC or WET file"
+    raise InputError(
+        f"{input_path} {problem or 'yields no WARC record (damaged beyond repair or not a WARC)'}"
+    )
 
 
 def _count_metadata(docs: Iterator[Document], stats: StatsSet) -> Iterator[Document]:
@@ -168,7 +220,10 @@ def run_phase1(
     stages = cached_filter_stages(config)
 
     read_stats = stats.get("read")
-    with fs.open_input(input_path) as stream:
+    with (
+        fs.open_input(input_path) as stream,
+        fs.atomic_write(layout.docs(input_index)) as docs_file,
+    ):
         docs: Iterator[Document] = read_warc(
             stream,  # type: ignore[arg-type]  # fsspec files are binary streams
             source=input_path,
@@ -183,26 +238,30 @@ def run_phase1(
             docs = run_stage(stage, docs, stats.get(stage.name), rejects)
         docs = _count_metadata(docs, stats)
 
-        writer = _DocsWriter()
+        writer = _DocsWriter(docs_file)
         languages: Counter[str] = Counter()
-        if config.dedup.enabled:
-            dedup = DedupWriter(layout.work, input_index, config.dedup)
-            sig_stats = stats.get("minhash")
-            for d in docs:
-                sig_stats.docs_in += 1
-                with sig_stats.timed():
-                    dedup.add(d.doc_index, d.text)
-                sig_stats.docs_out += 1
-                languages[d.language or "unknown"] += 1
-                writer.add(d)
-            dedup.close()
-        else:
-            for d in docs:
-                languages[d.language or "unknown"] += 1
-                writer.add(d)
-        input_bytes = _position(stream)
-
-    kept = writer.write(layout.docs(input_index))
+        try:
+            if config.dedup.enabled:
+                dedup = DedupWriter(layout.work, input_index, config.dedup)
+                sig_stats = stats.get("minhash")
+                for d in docs:
+                    sig_stats.docs_in += 1
+                    with sig_stats.timed():
+                        dedup.add(d.doc_index, d.text)
+                    sig_stats.docs_out += 1
+                    languages[d.language or "unknown"] += 1
+                    writer.add(d)
+                dedup.close()
+            else:
+                for d in docs:
+                    languages[d.language or "unknown"] += 1
+                    writer.add(d)
+            input_bytes = _position(stream)
+            _check_input_kind(input_path, read_stats)  # before the survivors file is published
+            kept = writer.close()
+        except BaseException:
+            writer.abort()  # the temporary file is then removed by atomic_write
+            raise
     rejects.close()
     return {
         "input_index": input_index,

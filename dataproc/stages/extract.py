@@ -243,8 +243,11 @@ class Extractor(Stage):
 
     def process(self, doc: Document) -> Document | Reject:
         if not doc.html.strip():
-            return Reject("empty", "no HTML")
-        out = self._run(doc.html)
+            if not doc.text.strip():
+                return Reject("empty", "no HTML")
+            out: str | Reject = doc.text  # a WET conversion record: already extracted text
+        else:
+            out = self._run(doc.html)
         if isinstance(out, Reject):
             return out
         text = out.strip()

@@ -37,6 +37,15 @@ from dataproc.document import Document, Reject
 from dataproc.stages.base import RejectSink
 from dataproc.stages.charset import charset_from_content_type, decode_html_detailed
 from dataproc.stages.urls import unwrap_wayback_url
+from dataproc.stages.warc_format import (
+    BZIP2_MAGIC,
+    GZIP_MAGIC,
+    XZ_MAGIC,
+    ZSTD_DICT_MAGIC,
+    ZSTD_MAGIC,
+    split_zstd_dictionary,
+    zstd_decompressor,
+)
 from dataproc.stats import StageStats
 
 STAGE_NAME = "read"
@@ -66,7 +75,6 @@ WEB_RECORD_TYPES = frozenset({"response", "revisit", "resource", "conversion"})
 _COUNTED_ONLY_TYPES = frozenset({"warcinfo", "request", "metadata"})
 _OTHER_KNOWN_TYPES = frozenset({"continuation"})
 
-GZIP_MAGIC = b"\x1f\x8b\x08"
 # Where a resync in an uncompressed WARC may resume: a line that starts a record.
 _PLAIN_RECORD_START = b"\nWARC/"
 # The start of the next record inside a block whose Content-Length was too long (plain WARC).
@@ -79,6 +87,7 @@ _SNIFF_BYTES = 1024
 # Outcomes of reading one ArchiveIterator to its end.
 _OK = "ok"
 _TRUNCATED = "truncated"  # the input ended inside a gzip member
+_STOP = "stop"  # the file is not one we read (a WAT): stop, the caller refuses it
 _BAD_GZIP = "bad_gzip"  # zlib refused the data: resync at the next member
 _BAD_WARC = "bad_warc"  # the bytes decompress but are not valid WARC
 
@@ -135,7 +144,7 @@ class _RawInput:
     """Reads the underlying stream in chunks; supports peek, a short unread and, while a
     mark is set, seeking back to (at most ``history_bytes`` before) the read position."""
 
-    def __init__(self, stream: BinaryIO, history_bytes: int) -> None:
+    def __init__(self, stream: BinaryIO | _SafeZstdStream, history_bytes: int) -> None:
         self._stream = stream
         self._buf = bytearray()
         self._base = 0  # absolute offset of _buf[0]
@@ -192,8 +201,15 @@ class _RawInput:
     def unread(self, n: int) -> None:
         self.pos = max(self.pos - n, self._base)
 
-    def set_mark(self) -> None:
-        self._mark = self.pos
+    def set_mark(self, at: int | None = None) -> None:
+        """Keep the bytes from ``at`` (default: the read position) while reading on, up to
+        the history bound; clamped to what is still buffered."""
+        self._mark = self.pos if at is None else max(at, self._base)
+
+    @property
+    def oldest(self) -> int:
+        """The offset of the oldest byte still buffered (a resync cannot start before it)."""
+        return self._base
 
     def clear_mark(self) -> None:
         self._mark = None
@@ -533,6 +549,13 @@ class _FileReader:
         self._outcome = _OK
         # A too-long Content-Length swallowed (and counted) the next record(s): see _response.
         self._swallowed = False
+        # Plain WARC: a record's Content-Length ran past the end of the file; the records it
+        # swallowed are found again by scanning from here (see _run_plain).
+        self._resync_at: int | None = None
+        self.web_records = 0  # response and conversion records seen (WARC vs WET vs WAT)
+        self.conversions = 0
+        self.wet = False  # the first page record was a conversion: conversions are documents
+        self._wat = False
 
     # -- timing: the reader's own work, not the time the consumer spends between yields --
     def _resume(self) -> None:
@@ -543,16 +566,59 @@ class _FileReader:
 
     def run(self) -> Iterator[Document]:
         self._resume()
-        head = self.raw.peek(len(GZIP_MAGIC))
-        if not head:
-            self._pause()
-            return
-        body = self._run_gzip() if head == GZIP_MAGIC else self._run_plain()
+        head = self.raw.peek(len(XZ_MAGIC))
+        if head.startswith(GZIP_MAGIC):
+            body = self._run_gzip()
+        elif head.startswith((ZSTD_MAGIC, ZSTD_DICT_MAGIC)):
+            body = self._run_zstd()
+        elif head.startswith(XZ_MAGIC) or (head.startswith(BZIP2_MAGIC) and head[3:4].isdigit()):
+            # Recognised only to be refused clearly (the run fails naming the file).
+            kind = "xz" if head.startswith(XZ_MAGIC) else "bzip2"
+            self.stats.counters[f"unsupported_compression_{kind}"] += 1
+            body = iter(())
+        else:
+            body = self._run_plain()
         for doc in body:
             self._pause()
             yield doc
             self._resume()
+        self.stats.counters[f"input_{self.kind()}"] += 1
         self._pause()
+
+    def kind(self) -> str:
+        """What the file turned out to be: ``warc``, ``wet`` (conversion records only),
+        ``wat`` (JSON metadata records; reading stopped) or ``no_records``."""
+        if self._wat:
+            return "wat"
+        if self.records_ok == 0:
+            return "no_records"
+        if self.wet:
+            return "wet"
+        return "warc"
+
+    # -- zstd: a .warc.zst is a plain WARC once decompressed ------------------------------
+    def _run_zstd(self) -> Iterator[Document]:
+        raw = self.raw
+        try:
+            head = raw.peek(8)
+            dictionary = None
+            if head.startswith(ZSTD_DICT_MAGIC):
+                size = int.from_bytes(head[4:8], "little")
+                dictionary, used = split_zstd_dictionary(raw.peek(8 + min(size, 1 << 25)))
+                raw.read(used)
+            decompressed = zstd_decompressor(dictionary).stream_reader(
+                raw, read_size=_RAW_CHUNK_BYTES, read_across_frames=True
+            )
+        except Exception as e:  # no zstandard, or a damaged dictionary frame
+            self.stats.counters["zstd_unreadable"] += 1
+            self._lost("corrupt_record", f"{type(e).__name__}: {e}"[:300])
+            return
+        self.stats.counters["zstd"] += 1
+        # Offsets of documents are then offsets in the decompressed WARC (docs/format.md).
+        self.raw = _RawInput(
+            _SafeZstdStream(decompressed, self.stats), self.config.max_resync_history_bytes
+        )
+        yield from self._run_plain()
 
     # -- plain (uncompressed) WARC --------------------------------------------------------
     def _run_plain(self) -> Iterator[Document]:
@@ -568,7 +634,7 @@ class _FileReader:
             start = raw.pos
             it = self._iterator(raw)
             outcome = yield from self._iterate(it, member_offset=None, quiet=resyncing)
-            if outcome == _OK:
+            if outcome in (_OK, _STOP):
                 return
             if self.records_ok == 0 and not resyncing and not looks_like_warc:
                 self.stats.counters["not_a_warc"] += 1
@@ -576,10 +642,25 @@ class _FileReader:
             if not resyncing:
                 self.stats.counters["resyncs"] += 1
             resyncing = True
-            # Resume after what warcio consumed (its read-ahead is still buffered here) at
-            # the next line that starts a WARC record.
-            consumed = raw.pos - int(it.reader.rem_length()) if it.reader is not None else raw.pos
-            found = raw.find(_PLAIN_RECORD_START, max(consumed, start + 1) - 1)
+            if self._resync_at is not None:
+                # A record ran past the end of the file: the records its Content-Length
+                # swallowed start after its header. Its own bytes are accounted for by it;
+                # any that fell out of the bounded history are counted as skipped.
+                scan_from = self._resync_at
+                self._resync_at = None
+                if scan_from < raw.oldest:
+                    self.stats.counters["bytes_skipped_past_eof"] += raw.oldest - scan_from
+                found = raw.find(_PLAIN_RECORD_START, scan_from)
+            else:
+                # Resume after what warcio consumed (its read-ahead is still buffered here)
+                # at the next line that starts a WARC record.
+                consumed = (
+                    raw.pos - int(it.reader.rem_length()) if it.reader is not None else raw.pos
+                )
+                scan_from = max(max(consumed, start + 1) - 1, raw.oldest)
+                found = raw.find(_PLAIN_RECORD_START, scan_from)
+                end = found if found is not None else raw.pos
+                self.stats.counters["bytes_skipped"] += max(0, end - scan_from)
             if found is None:
                 return
             raw.read(1)  # the newline before "WARC/"
@@ -612,6 +693,8 @@ class _FileReader:
             member = _MemberStream(raw)
             it = self._iterator(member)
             outcome = yield from self._iterate(it, member_start, quiet=resyncing)
+            if outcome == _STOP:
+                return
             if outcome in (_OK, _BAD_WARC):
                 try:
                     member.drain()
@@ -686,6 +769,11 @@ class _FileReader:
                 ordinal = self.ordinal
                 self.ordinal += 1
                 self.stats.docs_in += 1
+                record_start = int(it.offset)
+                if member_offset is None:
+                    # Plain WARC: keep this record's bytes (up to the history bound) so a
+                    # Content-Length that runs past the end of the file can be undone.
+                    self.raw.set_mark(record_start)
                 result = self._handle(record, it, ordinal, member_offset)
             except Exception as e:  # any failure inside warcio or zlib ends this iterator
                 kind, reason = self._classify(e)
@@ -700,6 +788,17 @@ class _FileReader:
             self.records_ok += 1
             if result is not None:
                 yield result
+            if self._wat:
+                self._outcome = _STOP
+                return
+            if member_offset is None and _ran_past_eof(record):
+                # The block claimed more bytes than the file has: it swallowed every later
+                # record. The record itself is counted (truncated_file for a page); scan
+                # its bytes again for the records it swallowed.
+                self.stats.counters["content_length_past_eof"] += 1
+                self._resync_at = record_start
+                self._outcome = _BAD_WARC
+                return
 
     @staticmethod
     def _classify(e: Exception) -> tuple[str, str]:
@@ -784,8 +883,26 @@ class _FileReader:
             self._skip("warcinfo", record, it, ordinal, member_offset)
             return None
         if rec_type in _COUNTED_ONLY_TYPES:
+            if (
+                rec_type == "metadata"
+                and self.web_records == 0
+                and _mime(record.rec_headers.get_header("Content-Type")) == "application/json"
+            ):
+                # A WAT file: JSON metadata about pages, no page text. Stop; phase 1 refuses
+                # the file with one line (it is a wrong input, not damage to count).
+                self._wat = True
             self._skip(rec_type, record, it, ordinal, member_offset)
             return None
+        if rec_type in ("response", "conversion"):
+            self.web_records += 1
+        if rec_type == "conversion":
+            self.conversions += 1
+            # A WET file starts with conversion records: they are its documents. In a WARC
+            # (its first page record a response) a conversion is a derivative: counted only.
+            if self.conversions == 1 and self.web_records == 1:
+                self.wet = True
+            if self.wet:
+                return self._conversion(record, it, ordinal, member_offset)
         if rec_type not in WEB_RECORD_TYPES:
             self._skip("other_record_type", record, it, ordinal, member_offset)
             # Only known names become counter keys (junk input must not grow the stats).
@@ -904,6 +1021,74 @@ class _FileReader:
         self.stats.docs_out += 1
         self.stats.bytes_out += len(html.encode("utf-8"))
         return doc
+
+    def _conversion(
+        self, record: Any, it: Any, ordinal: int, member_offset: int | None
+    ) -> Document | None:
+        """A conversion record (a WET file's extracted text): a document with ``text`` set
+        and no HTML, so extraction passes it through."""
+        content_type = record.rec_headers.get_header("Content-Type")
+        mime = _mime(content_type)
+        if mime not in (None, "text/plain"):
+            self._skip("conversion", record, it, ordinal, member_offset, f"content-type {mime}")
+            return None
+        limit = self.config.max_payload_bytes
+        raw = _read_bounded(record.raw_stream, limit + 1)
+        self.stats.bytes_in += len(raw)
+        offset, inner = self._offset(it, member_offset)  # reads the rest of the record
+
+        def drop(reason: str, detail: str) -> None:
+            self.stats.drop(reason)
+            self.reject(
+                self._stub(record, ordinal, offset, inner), STAGE_NAME, Reject(reason, detail)
+            )
+
+        if member_offset is None and _ran_past_eof(record):
+            drop("truncated_file", f"input ends inside this record after {len(raw)} bytes")
+            return None
+        if len(raw) > limit:
+            self.stats.counters["payload_truncated"] += 1
+            raw = raw[:limit]
+        # Common Crawl writes WET text as UTF-8; a declared charset wins, as for HTML.
+        decoded = decode_html_detailed(raw, charset_from_content_type(content_type) or "utf-8")
+        text = decoded.text.strip()
+        if not text:
+            drop("empty_payload", f"{len(raw)} payload bytes")
+            return None
+        if _looks_binary(text):
+            drop("decode_error", f"binary conversion record ({decoded.charset})")
+            return None
+        self.stats.counters["conversion_text"] += 1
+        doc = self._stub(record, ordinal, offset, inner)
+        doc.text = text
+        self.stats.docs_out += 1
+        self.stats.bytes_out += len(text.encode("utf-8"))
+        return doc
+
+
+def _ran_past_eof(record: Any) -> bool:
+    """True once a (consumed) record's block ended before its Content-Length."""
+    return int(getattr(record.raw_stream, "limit", 0) or 0) > 0
+
+
+class _SafeZstdStream:
+    """A zstd stream reader whose damage ends the stream (counted) instead of raising: the
+    plain reader then sees a cut-off record and counts it as ``truncated_file``."""
+
+    def __init__(self, reader: Any, stats: StageStats) -> None:
+        self._reader = reader
+        self._stats = stats
+        self._failed = False
+
+    def read(self, n: int | None = -1) -> bytes:
+        if self._failed:
+            return b""
+        try:
+            return bytes(self._reader.read(n if n is not None and n > 0 else _RAW_CHUNK_BYTES))
+        except Exception:  # zstandard.ZstdError: corrupt or truncated frame
+            self._failed = True
+            self._stats.counters["corrupt_zstd"] += 1
+            return b""
 
 
 def _consent_headers(http: Any) -> dict[str, str]:
