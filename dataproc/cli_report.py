@@ -17,7 +17,8 @@ PII replaced by type, the dedup cluster-size distribution, throughput per stage 
 and a few output documents decoded from their token ids.
 
 Every `dataproc run` already writes it at the end; use this command to rebuild it (after an
-upgrade, or for a run that was interrupted) or to write it elsewhere with --html.
+upgrade), to write it elsewhere with --html, or for a run that was interrupted: the page then
+shows the work that finished (the input files filtered and tokenized so far) and says so.
 """
 
 

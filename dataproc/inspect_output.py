@@ -32,7 +32,7 @@ def inspect_output(out_dir: str, *, samples: int = 3, sample_chars: int = 300) -
                 for col, acc in (("language", languages), ("crawl", crawls)):
                     keys = t.column(col).to_pylist()
                     for key, tokens in zip(keys, n.tolist(), strict=True):
-                        k = key if key is not None else "(none)"
+                        k = key if key is not None else "unknown"  # as in the report
                         acc[k] = acc.get(k, 0) + tokens
                 hist += np.histogram(n, bins=LENGTH_EDGES)[0]
                 longest = max(longest, int(n.max(initial=0)))

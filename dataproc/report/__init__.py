@@ -12,8 +12,8 @@ from dataproc.runner.layout import OutputLayout
 def build_report(out_dir: str, path: str | None = None) -> str:
     """Write the HTML report for the run in ``out_dir`` and return the file's path.
 
-    ``path`` defaults to ``OUT/report.html``. Raises ``OutputError`` if ``out_dir`` holds no
-    finished run (no ``stats.json``).
+    ``path`` defaults to ``OUT/report.html``. An interrupted run is reported from the work it
+    finished. Raises ``OutputError`` if ``out_dir`` holds no run at all.
     """
     from dataproc.report.data import load_report_data
     from dataproc.report.render import render_html

@@ -52,6 +52,8 @@ class ReportData:
     drop_reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
     dropped_domains: Counter[str] = field(default_factory=Counter)
     url_rules: Counter[str] = field(default_factory=Counter)
+    # Languages of documents dropped at or after language ID in phase 1 (rejects' language).
+    rejected_languages: Counter[str] = field(default_factory=Counter)
     rejects: Sampled = field(default_factory=Sampled)
     num_tokens: list[int] = field(default_factory=list)
     tokens: Sampled = field(default_factory=Sampled)
@@ -65,6 +67,16 @@ class ReportData:
     @property
     def languages(self) -> dict[str, int]:
         return dict(self.stats.get("languages_after_filters", {}))
+
+    @property
+    def languages_seen(self) -> dict[str, int]:
+        """Documents language ID labelled, by language: kept after filters + dropped later.
+
+        Empty when the rejects have no ``language`` column (outputs of older versions)."""
+        if not self.rejected_languages:
+            return {}
+        seen = Counter(self.languages) + self.rejected_languages
+        return dict(seen)
 
     @property
     def pii_counts(self) -> dict[str, int]:
@@ -104,6 +116,10 @@ def _read_columns(path: str, wanted: list[str]) -> Any:
         return pf.read(columns=[c for c in wanted if c in names])
 
 
+# Stages whose inputs are counted in stats.json's ``languages_after_filters``.
+_AFTER_PHASE1_STAGES = frozenset({"dedup", "tokenize"})
+
+
 def host_of(url: str) -> str:
     """The lower-cased host of a URL without ``www.`` ('' when there is none)."""
     try:
@@ -119,7 +135,7 @@ def _load_rejects(data: ReportData, layout: OutputLayout) -> None:
     for path in files:
         if data.rejects.rows >= MAX_REJECT_ROWS:
             break
-        t = _read_columns(path, ["url", "stage", "reason", "detail"])
+        t = _read_columns(path, ["url", "stage", "reason", "detail", "language"])
         if t.num_rows == 0:
             data.rejects.files_read += 1
             continue
@@ -134,6 +150,11 @@ def _load_rejects(data: ReportData, layout: OutputLayout) -> None:
                 data.dropped_domains[host] += 1
             if stage == "url_filter":
                 data.url_rules[detail or reason] += 1
+        if "language" in cols:
+            for stage, lang in zip(cols["stage"], cols["language"], strict=True):
+                # Phase 3 drops (dedup, tokenize) are already in languages_after_filters.
+                if lang is not None and stage not in _AFTER_PHASE1_STAGES:
+                    data.rejected_languages[lang] += 1
         data.rejects.rows += t.num_rows
         data.rejects.files_read += 1
 
@@ -231,23 +252,81 @@ def _load_progress(data: ReportData, layout: OutputLayout) -> None:
             continue  # a line cut short by a crash: skip it
 
 
+def _json_or_none(path: str) -> Any:
+    try:
+        return fs.read_json(path)
+    except (OSError, json.JSONDecodeError):
+        return None  # a marker cut short by a crash: that unit is not finished
+
+
+def interrupted_stats(layout: OutputLayout) -> dict[str, Any]:
+    """A ``stats.json``-shaped summary of what an interrupted run finished, from its markers.
+
+    Only units marked done for the run's own config (``_work/run.json``'s fingerprint) count:
+    phase-1 markers give the filter stages and languages, phase-3 markers dedup and tokenize,
+    the phase-2 marker the dedup summary. Raises ``OutputError`` when no run was started here.
+    """
+    run = _json_or_none(layout.run_state) if fs.exists(layout.run_state) else None
+    if not isinstance(run, dict):
+        raise OutputError(
+            f"{layout.out}: no stats.json and no _work/run.json; give the --output folder of a "
+            "`dataproc run` (finished or interrupted)"
+        )
+    fp = run.get("fingerprint")
+    stages: dict[str, StageStats] = {}
+    languages: Counter[str] = Counter()
+    done = {"phase1": 0, "phase3": 0}
+    dedup: dict[str, Any] = {}
+    for path in fs.listdir(fs.join(layout.work, "done")):
+        name = path.rsplit("/", 1)[-1]
+        phase = name.rsplit("-", 1)[-1].removesuffix(".json")
+        marker = _json_or_none(path)
+        if not isinstance(marker, dict) or marker.get("fingerprint") != fp:
+            continue
+        if phase == "phase2":
+            dedup = dict(marker.get("summary") or {})
+            continue
+        if phase not in done:
+            continue
+        done[phase] += 1
+        for d in marker.get("stats", []):
+            st = StageStats.from_dict(d)
+            stages[st.name] = stages[st.name] + st if st.name in stages else st
+        languages.update(marker.get("languages", {}))
+    total = int(run.get("num_inputs") or 0)
+    return {
+        "pipeline": (run.get("settings") or {}).get("name"),
+        "complete": False,
+        "interrupted": {"inputs": total, "filtered": done["phase1"], "tokenized": done["phase3"]},
+        "stages": [s.to_dict() for s in _in_run_order(stages)],
+        "languages_after_filters": dict(sorted(languages.items())),
+        "dedup": dedup,
+        "failures": [],
+    }
+
+
+def _in_run_order(stages: dict[str, StageStats]) -> list[StageStats]:
+    """Phase-1 stages in their marker order first, then dedup and tokenize (phase 3)."""
+    late = [stages[n] for n in ("dedup", "tokenize") if n in stages]
+    return [s for n, s in stages.items() if n not in ("dedup", "tokenize")] + late
+
+
 def load_report_data(out_dir: str) -> ReportData:
     """Read and aggregate what the report shows from a run's output folder.
 
-    Raises ``OutputError`` when ``out_dir`` has no ``stats.json`` (no finished run there).
+    A run that was interrupted (no ``stats.json`` yet) is reported from the work it finished
+    (``interrupted_stats``). Raises ``OutputError`` when ``out_dir`` holds no run at all.
     """
     layout = OutputLayout(out_dir)
     if not fs.exists(layout.stats):
-        raise OutputError(
-            f"{out_dir}: no stats.json; give the output folder of a finished `dataproc run` "
-            "(rerun the run to finish it)"
-        )
-    try:
-        stats = fs.read_json(layout.stats)
-    except (OSError, json.JSONDecodeError) as e:
-        raise OutputError(
-            f"{layout.stats}: unreadable ({e}); rerun `dataproc run` to rewrite it"
-        ) from None
+        stats = interrupted_stats(layout)
+    else:
+        try:
+            stats = fs.read_json(layout.stats)
+        except (OSError, json.JSONDecodeError) as e:
+            raise OutputError(
+                f"{layout.stats}: unreadable ({e}); rerun `dataproc run` to rewrite it"
+            ) from None
     manifest: dict[str, Any] = {}
     if fs.exists(layout.manifest):
         try:

@@ -7,12 +7,15 @@ crawl (URLs, drop details, document text) is HTML-escaped.
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
 from dataproc.report import plots
 from dataproc.report.data import ReportData
+from dataproc.stats import StageStats
 
 TOP_N = 20
 
@@ -80,17 +83,44 @@ def _section(anchor: str, title: str, body: str, css: str = "") -> str:
     return f'<section id="{anchor}"{cls}><h2>{escape(title)}</h2>{body}</section>'
 
 
-def _sample_note(label: str, s: Any) -> str:
+def _sample_note(label: str, s: Any, what: str = "rows", where: str = "") -> str:
+    """Which files a chart read: ``label: 121 documents from all 20 files of _work/docs``."""
     if s.files_total == 0:
         return ""
-    if s.complete:
-        return (
-            f'<p class="note">{escape(label)}: all {s.files_total:,} file(s), {s.rows:,} rows.</p>'
-        )
-    return (
-        f'<p class="note">{escape(label)}: sampled {s.files_read:,} of {s.files_total:,} '
-        f"file(s) ({s.rows:,} rows).</p>"
+    files = (
+        f"all {s.files_total:,} file(s)"
+        if s.complete
+        else f"a sample of {s.files_read:,} of {s.files_total:,} file(s)"
     )
+    where = f" {where}" if where else ""
+    return f'<p class="note">{escape(f"{label}: {s.rows:,} {what} from {files}{where}")}.</p>'
+
+
+# WARC records that are never web pages (a Common Crawl file is 2/3 of them): counted by the
+# reader, but listing them among "documents dropped" would drown the real drop reasons.
+_NON_PAGE_RECORDS = ("warcinfo", "request", "metadata", "conversion")
+
+
+def _page_stages(stages: Sequence[StageStats]) -> tuple[list[StageStats], int]:
+    """The stages as the report shows them: ``read`` counts web pages only (its request,
+    metadata and warcinfo records are neither documents nor drops); plus how many were left out."""
+    shown, skipped = [], 0
+    for s in stages:
+        if s.name == "read":
+            non_page = sum(s.dropped.get(r, 0) for r in _NON_PAGE_RECORDS)
+            skipped += non_page
+            s = dataclasses.replace(
+                s,
+                docs_in=s.docs_in - non_page,
+                dropped=Counter({r: n for r, n in s.dropped.items() if r not in _NON_PAGE_RECORDS}),
+            )
+        shown.append(s)
+    return shown, skipped
+
+
+def _measured_bytes(s: StageStats) -> bool:
+    """Stages that count no bytes (url_filter sees no text yet, minhash, dedup) show "-"."""
+    return bool(s.bytes_in or s.bytes_out or not s.docs_in)
 
 
 def _kpis(items: list[tuple[str, str]]) -> str:
@@ -155,6 +185,14 @@ def _overview(d: ReportData) -> str:
     if read and read.docs_out:
         items.insert(4, ("kept / read", f"{kept_docs / read.docs_out:.1%}"))
     body = _kpis(items)
+    interrupted = d.stats.get("interrupted")
+    if interrupted:
+        body += (
+            '<p class="err">Interrupted run: this report shows only the work that finished '
+            f"({interrupted['filtered']:,} of {interrupted['inputs']:,} input file(s) filtered, "
+            f"{interrupted['tokenized']:,} tokenized). Rerun the same `dataproc run` command "
+            "to finish it.</p>"
+        )
     failures = d.stats.get("failures") or m.get("failures") or []
     if failures:
         rows = [
@@ -168,20 +206,23 @@ def _overview(d: ReportData) -> str:
 
 
 def _funnel(d: ReportData) -> str:
-    stages = [s for s in d.stages if s.name != "minhash"]
+    all_stages, non_page = _page_stages(d.stages)
+    stages = [s for s in all_stages if s.name != "minhash"]
     names = [s.name for s in stages]
     docs_svg = plots.funnel(
         names, [s.docs_out for s in stages], [s.docs_dropped for s in stages], "documents"
     )
-    # Bytes are the text each stage saw; `read` counts raw HTML, later stages extracted text.
-    bytes_svg = plots.funnel(
-        names,
-        [s.bytes_out / 1e6 for s in stages],
-        [max(0.0, (s.bytes_in - s.bytes_out) / 1e6) for s in stages],
-        "MB",
+    # Bytes out of each stage that measures them: HTML out of `read`, text from `extract` on.
+    # Not drawn as kept/dropped: most of extract's "lost" bytes are markup, not dropped pages.
+    measured = [s for s in stages if _measured_bytes(s) and s.docs_in]
+    bytes_svg = plots.hbar(
+        [s.name for s in measured],
+        [s.bytes_out / 1e6 for s in measured],
+        "funnel-bytes",
+        "MB out of the stage",
     )
     rows = []
-    for s in d.stages:
+    for s in all_stages:
         kept = f"{s.docs_out / s.docs_in:.1%}" if s.docs_in else "-"
         top = ", ".join(f"{r} {n:,}" for r, n in s.dropped.most_common(3))
         rows.append(
@@ -192,8 +233,8 @@ def _funnel(d: ReportData) -> str:
                 f"{s.docs_dropped:,}",
                 kept,
                 top,
-                _mb(s.bytes_in),
-                _mb(s.bytes_out),
+                _mb(s.bytes_in) if _measured_bytes(s) else "-",
+                _mb(s.bytes_out) if _measured_bytes(s) else "-",
             )
         )
     table = _table(
@@ -204,17 +245,19 @@ def _funnel(d: ReportData) -> str:
     body = (
         '<div class="grid"><div><h3>Documents</h3>'
         + _chart(docs_svg, "no stage statistics")
-        + "</div><div><h3>Bytes (HTML for read, text after extraction)</h3>"
+        + "</div><div><h3>Bytes out (HTML for read, text from extract on)</h3>"
         + _chart(bytes_svg, "no byte counts")
         + "</div></div>"
         + table
+        + '<p class="note">The drop from read to extract in bytes is mostly markup removed '
+        "from kept pages, not pages dropped. \u201c-\u201d: the stage does not measure bytes.</p>"
     )
+    if non_page:
+        body += (
+            f'<p class="note">read: {non_page:,} WARC records that are not web pages '
+            f"({', '.join(_NON_PAGE_RECORDS)}) are left out of its in and dropped counts.</p>"
+        )
     return _section("funnel", "Funnel: documents and bytes through the stages", body)
-
-
-# WARC records that are never web pages (a Common Crawl file is 2/3 of them): counted by the
-# reader, but listing them among "documents dropped" would drown the real drop reasons.
-_NON_PAGE_RECORDS = ("warcinfo", "request", "metadata", "conversion")
 
 
 def _drops(d: ReportData) -> str:
@@ -249,21 +292,39 @@ def _drops(d: ReportData) -> str:
 
 
 def _content(d: ReportData) -> str:
-    langs = sorted(d.languages.items(), key=lambda x: -x[1])[:TOP_N]
-    lang_svg = plots.hbar(
-        [k for k, _ in langs], [v for _, v in langs], "languages", "documents after filters"
-    )
+    seen = d.languages_seen
+    if seen:
+        # What language ID saw, split into kept (passed every filter) and dropped after it.
+        top = sorted(seen.items(), key=lambda x: (-x[1], x[0]))[:TOP_N]
+        kept = [min(n, d.languages.get(k, 0)) for k, n in top]
+        lang_svg = plots.funnel(
+            [k for k, _ in top],
+            kept,
+            [n - k for (_, n), k in zip(top, kept, strict=True)],
+            "documents",
+        )
+        lang_title = "Languages language ID saw (kept after all filters / dropped)"
+    else:  # an output from before rejects had a language column: only the kept documents
+        langs = sorted(d.languages.items(), key=lambda x: -x[1])[:TOP_N]
+        lang_svg = plots.hbar(
+            [k for k, _ in langs], [v for _, v in langs], "languages", "documents after filters"
+        )
+        lang_title = "Languages (documents that passed the filters)"
     crawls = d.crawls.most_common(TOP_N)
     crawl_svg = plots.hbar(
         [k for k, _ in crawls], [v for _, v in crawls], "crawls", "documents", "accent"
     )
     body = (
-        '<div class="grid"><div><h3>Languages (documents that passed the filters)</h3>'
+        f'<div class="grid"><div><h3>{escape(lang_title)}</h3>'
         + _chart(lang_svg, "no language counts in stats.json")
         + "</div><div><h3>Crawl</h3>"
         + _chart(crawl_svg, "no crawl column in the output")
         + "</div></div>"
-        + _sample_note("crawl counts", d.tokens if d.tokens.rows else d.docs)
+        + (
+            _sample_note("crawl counts", d.tokens, "documents", "of tokens/")
+            if d.tokens.rows
+            else _sample_note("crawl counts", d.docs, "documents", "of _work/docs (before dedup)")
+        )
     )
     return _section("content", "Languages and crawls", body)
 
@@ -276,10 +337,15 @@ def _lengths(d: ReportData) -> str:
     body = (
         '<div class="grid"><div><h3>Document length</h3>'
         + _chart(chars_svg, "no filtered documents (_work/docs) to measure")
-        + _sample_note("document lengths", d.docs)
+        + _sample_note(
+            "document lengths",
+            d.docs,
+            "filtered documents",
+            "of _work/docs (before dedup, so more than the output's documents)",
+        )
         + "</div><div><h3>Token count</h3>"
         + _chart(tok_svg, "no tokenized output")
-        + _sample_note("token counts", d.tokens)
+        + _sample_note("token counts", d.tokens, "output documents", "of tokens/")
         + "</div></div>"
     )
     return _section("lengths", "Document length and token count", body)
@@ -303,7 +369,7 @@ def _domains(d: ReportData) -> str:
             ["rule (rejects detail)", "documents"], [(k, f"{v:,}") for k, v in rules], [False, True]
         )
         + "</div></div>"
-        + _sample_note("rejects", d.rejects)
+        + _sample_note("rejects", d.rejects, "dropped documents", "of rejects/")
     )
     return _section("domains", "Dropped domains and URL-filter rules", body)
 

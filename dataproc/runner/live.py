@@ -115,6 +115,11 @@ class LiveCounters:
         return {f"{p}/{u}": s for (p, u), s in self._partial.items()}
 
 
+def _is_timeout(e: BaseException) -> bool:
+    """Ray's ``GetTimeoutError`` (and plain timeouts): the actor is slow, not gone."""
+    return isinstance(e, TimeoutError) or "Timeout" in type(e).__name__ or "timed out" in str(e)
+
+
 def _inc(counter: Any, value: float, tags: dict[str, str] | None) -> None:
     if value > 0:  # Ray counters refuse zero and negative increments
         counter.inc(value, tags=tags)
@@ -147,9 +152,11 @@ class LiveClient:
         try:
             return fn()
         except Exception as e:
-            if not self._warned:
-                log.warning("live stage counters unavailable: %s", e)
-                self._warned = True
+            # A busy actor (Get timed out under load) is retried quietly at the next poll; a
+            # warning would be printed over the live bar. The final numbers never need it.
+            level = logging.DEBUG if self._warned or _is_timeout(e) else logging.WARNING
+            log.log(level, "live stage counters unavailable: %s", e)
+            self._warned = self._warned or level == logging.WARNING
             return None
 
     def final(self, phase: str, unit: int, stats: list[dict[str, Any]]) -> None:
@@ -158,11 +165,13 @@ class LiveClient:
     def set_phase(self, phase: str, done: int, total: int, eta_seconds: float | None) -> None:
         self._call(lambda: self._handle.set_phase.remote(phase, done, total, eta_seconds))
 
-    def snapshot(self, timeout_seconds: float = 2.0) -> dict[str, list[dict[str, Any]]]:
+    def snapshot(self, timeout_seconds: float = 2.0) -> dict[str, list[dict[str, Any]]] | None:
+        """Partial stats of the running units; None when the actor did not answer in time
+        (keep the previous snapshot: an empty one would make the counts drop)."""
         got = self._call(
             lambda: self._ray.get(self._handle.snapshot.remote(), timeout=timeout_seconds)
         )
-        return got or {}
+        return None if got is None else dict(got)
 
     def stop(self) -> None:
         self._call(lambda: self._ray.kill(self._handle) if self._ray.is_initialized() else None)

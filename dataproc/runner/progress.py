@@ -80,6 +80,10 @@ class Progress:
         self.done_stats = StatsSet()  # units finished by this run
         self.partial_stats = StatsSet()  # units still running (from the live actor)
         self._done_units: set[str] = set()
+        self._live_snapshot: dict[str, list[dict[str, Any]]] = {}
+        # Highest (in, out, dropped) shown per stage: what the operator sees never goes down,
+        # even when a retried task starts its partial counts again from zero.
+        self._shown: dict[str, tuple[int, int, int]] = {}
         self.started = time.time()
         self._last_print = 0.0
         self._last_poll = 0.0
@@ -143,6 +147,9 @@ class Progress:
             unit = result.get("input_index")
             if unit is not None:
                 self._done_units.add(f"{phase}/{unit}")
+                # Its final stats replace its partial ones now, not at the next poll: counted
+                # twice until then, the totals would drop back when the poll comes.
+                self._recount_partial()
                 if self._live is not None:
                     self._live.final(phase, int(unit), result["stats"])
         self._update(phase)
@@ -192,11 +199,9 @@ class Progress:
     # -- live counters ------------------------------------------------------------------
     def _poll_live(self) -> None:
         snap = self._live.snapshot()
-        partial = StatsSet()
-        for key, stats in snap.items():
-            if key not in self._done_units:  # its final stats are already in done_stats
-                partial = partial + StatsSet.from_list(stats)
-        self.partial_stats = partial
+        if snap is not None:  # None: no answer in time; keep the last counts
+            self._live_snapshot = snap
+            self._recount_partial()
         phase = self.current_phase
         if phase is not None:
             self._live.set_phase(
@@ -206,7 +211,27 @@ class Progress:
                 self.eta_seconds(phase),
             )
 
+    def _recount_partial(self) -> None:
+        partial = StatsSet()
+        for key, stats in self._live_snapshot.items():
+            if key not in self._done_units:  # its final stats are already in done_stats
+                partial = partial + StatsSet.from_list(stats)
+        self.partial_stats = partial
+
     # -- numbers ------------------------------------------------------------------------
+    def stage_counts(self) -> list[tuple[str, int, int, int, str]]:
+        """Per stage: name, documents in, out, dropped (never lower than shown before), and
+        the top drop reason."""
+        rows = []
+        for s in self.stats:
+            before = self._shown.get(s.name, (0, 0, 0))
+            now = (s.docs_in, s.docs_out, s.docs_dropped)
+            shown = (max(before[0], now[0]), max(before[1], now[1]), max(before[2], now[2]))
+            self._shown[s.name] = shown
+            top = s.dropped.most_common(1)
+            rows.append((s.name, *shown, f"{top[0][0]} {top[0][1]:,}" if top else ""))
+        return rows
+
     def eta_seconds(self, phase: str) -> float | None:
         """Seconds left in ``phase`` at the pace so far (None until one unit is done)."""
         done, total = self.phase_done.get(phase, 0), self.phase_total.get(phase, 0)
@@ -259,11 +284,11 @@ class Progress:
     def stage_line(self) -> str:
         """Live per-stage counts: documents out of each stage (and dropped) so far."""
         parts = []
-        for s in self.stats:
-            if s.name == "minhash":
+        for name, _docs_in, docs_out, dropped, _top in self.stage_counts():
+            if name == "minhash":
                 continue
-            drop = f" (-{s.docs_dropped:,})" if s.docs_dropped else ""
-            parts.append(f"{s.name} {s.docs_out:,}{drop}")
+            drop = f" (-{dropped:,})" if dropped else ""
+            parts.append(f"{name} {docs_out:,}{drop}")
         return "stages: " + " → ".join(parts) if parts else ""
 
     # -- rendering ----------------------------------------------------------------------
@@ -290,15 +315,8 @@ class Progress:
                     table.add_column(
                         col, justify="left" if col in ("stage", "top reason") else "right"
                     )
-                for s in owner.stats:
-                    top = s.dropped.most_common(1)
-                    table.add_row(
-                        s.name,
-                        f"{s.docs_in:,}",
-                        f"{s.docs_out:,}",
-                        f"{s.docs_dropped:,}",
-                        f"{top[0][0]} {top[0][1]:,}" if top else "",
-                    )
+                for name, docs_in, docs_out, dropped, top in owner.stage_counts():
+                    table.add_row(name, f"{docs_in:,}", f"{docs_out:,}", f"{dropped:,}", top)
                 if table.row_count:
                     yield table
 
