@@ -174,3 +174,32 @@ def test_pipeline_certificate_and_verify(ray_cluster, tmp_path: Path) -> None:
     evals.write_text(evals.read_text() + json.dumps({"q": "one more item"}) + "\n")
     bad = verify_output(str(out))
     assert not bad.ok and any("eval file changed" in p for p in bad.problems)
+
+
+def test_fast_word_split_equals_the_span_split() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from dataproc.decontam.ngrams import words_with_spans
+
+    @settings(max_examples=800, deadline=None, database=None)
+    @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=200))
+    def check(text: str) -> None:
+        assert normalized_words(text) == words_with_spans(text)[0]
+
+    check()
+    assert (
+        normalized_words("İstanbul ＴＨＥ Straße") == words_with_spans("İstanbul ＴＨＥ Straße")[0]
+    )
+
+
+def test_lookup_filter_never_hides_a_key(tmp_path: Path) -> None:
+    stage = _stage(tmp_path, [QUESTION, PAGE])
+    index = stage._index
+    assert isinstance(index, DecontamIndex)
+    got = index.lookup(index.keys.copy())
+    assert (got >= 0).all()
+    rng = np.random.default_rng(0)
+    assert (
+        index.lookup(rng.integers(0, 2**63, size=10000, dtype=np.int64).astype(np.uint64)) < 0
+    ).all()

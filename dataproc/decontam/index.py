@@ -26,6 +26,7 @@ from dataproc.errors import ConfigError, InputError
 from dataproc.io import fs
 
 INDEX_VERSION = 1
+_FILTER_SLOTS = 1 << 24
 
 
 def file_sha256(path: str) -> str:
@@ -174,15 +175,24 @@ class DecontamIndex:
             self.keys = data["keys"]
             self.sets = data["sets"]
         self.lengths: list[int] = list(self.meta["lengths"])
+        # A one-bit-per-slot filter over the low bits of the keys: most document n-grams miss
+        # it, so only a few go on to the binary search (~2 MiB, false hits ~2 % at 300k keys).
+        self._filter = np.zeros(_FILTER_SLOTS, dtype=bool)
+        self._filter[(self.keys & np.uint64(_FILTER_SLOTS - 1)).astype(np.int64)] = True
         self.set_names: list[str] = [s["name"] for s in self.meta["sets"]]
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
+        out = np.full(keys.size, -1, dtype=np.int32)
         if self.keys.size == 0 or keys.size == 0:
-            return np.full(keys.size, -1, dtype=np.int32)
-        pos = np.searchsorted(self.keys, keys)
-        pos = np.minimum(pos, self.keys.size - 1)
-        hit = self.keys[pos] == keys
-        return np.where(hit, self.sets[pos].astype(np.int32), -1)
+            return out
+        maybe = np.flatnonzero(self._filter[(keys & np.uint64(_FILTER_SLOTS - 1)).astype(np.int64)])
+        if maybe.size == 0:
+            return out
+        cand = keys[maybe]
+        pos = np.minimum(np.searchsorted(self.keys, cand), self.keys.size - 1)
+        hit = self.keys[pos] == cand
+        out[maybe[hit]] = self.sets[pos[hit]]
+        return out
 
 
 _LOADED: dict[str, DecontamIndex] = {}

@@ -24,19 +24,29 @@ _WORD_CACHE_MAX = 1 << 20
 def words_with_spans(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     """Normalized words of ``text`` and their character spans in ``text``.
 
-    NFKC is applied per word, so spans always refer to the original text.
+    A word is lower-cased, then NFKC-normalized on its own (only when not ASCII), so spans
+    always refer to the original text.
     """
-    words: list[str] = []
-    spans: list[tuple[int, int]] = []
-    for m in _WORD.finditer(text):
-        words.append(unicodedata.normalize("NFKC", m.group(0)).lower())
-        spans.append(m.span())
+    spans = [m.span() for m in _WORD.finditer(text)]
+    low = text.lower()
+    if len(low) == len(text):  # lower() kept every position (ASCII and most scripts)
+        words = [low[a:b] for a, b in spans]
+    else:
+        words = [text[a:b].lower() for a, b in spans]
+    if not text.isascii():
+        words = [w if w.isascii() else unicodedata.normalize("NFKC", w) for w in words]
     return words, spans
 
 
 def normalized_words(text: str) -> list[str]:
-    """Normalized words of ``text`` (exactly the words ``words_with_spans`` finds)."""
-    return words_with_spans(text)[0]
+    """Normalized words of ``text``: exactly ``words_with_spans(text)[0]``, faster."""
+    low = text.lower()
+    if len(low) != len(text):
+        return words_with_spans(text)[0]
+    words = _WORD.findall(low)
+    if not text.isascii():
+        words = [w if w.isascii() else unicodedata.normalize("NFKC", w) for w in words]
+    return words
 
 
 def word_hashes(words: list[str]) -> NDArray[np.uint64]:

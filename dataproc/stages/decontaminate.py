@@ -97,24 +97,33 @@ class Decontaminator(Stage):
         return load_index(self.config.index)
 
     def process(self, doc: Document) -> Document | Reject:
-        from dataproc.decontam.ngrams import gram_hashes, word_hashes, words_with_spans
+        from dataproc.decontam.ngrams import (
+            gram_hashes,
+            normalized_words,
+            word_hashes,
+            words_with_spans,
+        )
 
         index = self._index or self._load()
-        words, spans = words_with_spans(doc.text)
+        words = normalized_words(doc.text)
         if not words:
             return doc
         wh = word_hashes(words)
+        # One lookup for the grams of every indexed length (starts and lengths kept aside).
+        grams = [gram_hashes(wh, n) for n in index.lengths]
+        owners = index.lookup(np.concatenate(grams))
+        found = np.flatnonzero(owners >= 0)
         hits: list[tuple[int, int, int]] = []  # (first word, words, set id)
-        for n in index.lengths:
-            owners = index.lookup(gram_hashes(wh, n))
-            for start in np.flatnonzero(owners >= 0):
-                hits.append((int(start), n, int(owners[start])))
+        if found.size:
+            lengths = np.repeat(index.lengths, [g.size for g in grams])
+            starts = np.concatenate([np.arange(g.size) for g in grams])
+            hits = [(int(starts[i]), int(lengths[i]), int(owners[i])) for i in found]
         if not hits:
             return doc
         first_set = index.set_names[min(h[2] for h in hits)]
         if self.config.mode == "remove":
             return Reject(f"contamination:{first_set}", f"{len(hits)} shared n-grams")
-        text = _cut(doc.text, spans, hits)
+        text = _cut(doc.text, words_with_spans(doc.text)[1], hits)
         if len(text.strip()) < self.config.min_chars_after_cut:
             return Reject(
                 f"contamination:{first_set}",
