@@ -2,7 +2,8 @@
 
 Checks, each reported as one line naming the file and what to do:
 manifest readable and of a supported version; no file missing or unlisted; per file: size and
-sha256, exact schema and format metadata, row and token counts; per document: ``num_tokens ==
+sha256, exact schema and format metadata, row and token counts (per file and, manifest format 2,
+per row group); per document: ``num_tokens ==
 len(input_ids)``, ends with EOT, no EOT inside, every id < vocab_size, ids unique across the
 output; tokenizer: the manifest's rank-file hash equals the locally available one; a few
 documents decode (and match the ``text`` column when it was kept).
@@ -18,7 +19,7 @@ import numpy as np
 
 from dataproc.errors import DataprocError
 from dataproc.io import fs
-from dataproc.io.manifest import read_manifest
+from dataproc.io.manifest import MANIFEST_VERSION, read_manifest
 from dataproc.io.token_writer import (
     FORMAT_VERSION,
     META_EOT_ID,
@@ -180,10 +181,11 @@ def _check_file(
                     f"expected {value.decode()!r}"
                 )
         checker = _DocChecker(rel, eot, int(vocab) if vocab is not None else None, problems)
+        rg_counts: list[tuple[int, int]] = []
         for rg in range(pf.num_row_groups):
             t = pf.read_row_group(rg, columns=["id", "input_ids", "num_tokens"])
             doc_ids = t.column("id").to_pylist()
-            row0 = checker.rows
+            row0, tokens0 = checker.rows, checker.tokens
             checker.check(
                 t.column("input_ids").combine_chunks(),
                 t.column("num_tokens").to_numpy(),
@@ -196,12 +198,38 @@ def _check_file(
                     checker.problem(f"row {row0 + i}: id {d!r} also in {other}; duplicate document")
                 else:
                     ids_seen[d] = rel
+            rg_counts.append((checker.rows - row0, checker.tokens - tokens0))
+    _check_row_group_counts(rel, entry, rg_counts, problems)
     if checker.rows != entry["rows"]:
         problems.append(f"{rel}: {checker.rows} rows but the manifest says {entry['rows']}")
     if checker.tokens != entry["tokens"]:
         problems.append(f"{rel}: {checker.tokens} tokens but the manifest says {entry['tokens']}")
     if checker.reported > MAX_PROBLEMS_PER_FILE:
         problems.append(f"{rel}: … {checker.reported - MAX_PROBLEMS_PER_FILE} more problems")
+
+
+def _check_row_group_counts(
+    rel: str, entry: dict, actual: list[tuple[int, int]], problems: list[str]
+) -> None:
+    """Manifest format 2: the per-row-group counts a training rank plans from are exact."""
+    if "row_group_rows" not in entry and "row_group_tokens" not in entry:
+        return  # format 1 manifest (checked by version in verify_output)
+    rows, tokens = entry.get("row_group_rows", []), entry.get("row_group_tokens", [])
+    if len(rows) != len(tokens):
+        problems.append(f"{rel}: manifest row_group_rows and row_group_tokens differ in length")
+        return
+    listed = [(int(r), int(t)) for r, t in zip(rows, tokens, strict=True)]
+    if listed != actual:
+        bad = next(
+            (i for i, (a, b) in enumerate(zip(listed, actual, strict=False)) if a != b),
+            min(len(listed), len(actual)),
+        )
+        problems.append(
+            f"{rel}: manifest per-row-group counts differ from the file (first at row group "
+            f"{bad}: manifest {listed[bad] if bad < len(listed) else None}, file "
+            f"{actual[bad] if bad < len(actual) else None}); a training loader would cut "
+            "windows wrongly. Rewrite the entry with dataproc.io.manifest.token_file_info"
+        )
 
 
 def _check_listing(out_dir: str, manifest: dict, result: VerifyResult) -> list[dict]:
@@ -300,6 +328,15 @@ def verify_output(out_dir: str, *, sample_docs: int = 5) -> VerifyResult:
             "manifest says the run is incomplete (failures listed in it); "
             "rerun the job to finish it"
         )
+    if manifest.get("format_version") == MANIFEST_VERSION:
+        missing = [f["path"] for f in manifest["files"] if "row_group_tokens" not in f]
+        if missing:
+            result.problems.append(
+                f"{missing[0]}: manifest format {MANIFEST_VERSION} entry without per-row-group "
+                f"counts ({len(missing)} files)"
+            )
+    else:
+        result.checked["row_group_counts"] = "not in this manifest (format 1)"
     keep_text = bool(manifest.get("config", {}).get("write", {}).get("keep_text", False))
     present = _check_listing(out_dir, manifest, result)
     encoding = _check_tokenizer(manifest, result)

@@ -128,19 +128,27 @@ def test_resume_mid_epoch_neither_repeats_nor_skips(out, k):
 
 def test_resume_refuses_different_cut(out):
     state = TokenLoader(out, 16, world_size=2).state_dict()
-    with pytest.raises(OutputError, match="world_size"):
-        TokenLoader(out, 16, world_size=4).load_state_dict(state)
+    with pytest.raises(OutputError, match="seq_len"):
+        TokenLoader(out, 12, world_size=2).load_state_dict(state)
+    state = TokenLoader(out, 16, world_size=2, drop_last=False).state_dict()
+    with pytest.raises(OutputError, match=r"world_size=2.*needs drop_last=True"):
+        TokenLoader(out, 16, world_size=4, drop_last=False).load_state_dict(state)
 
 
-def test_empty_output(tmp_path):
+def test_empty_output_is_refused_at_construction(tmp_path):
     make_output(str(tmp_path), [0, 0])
-    ld = TokenLoader(str(tmp_path), 16)
-    assert len(ld) == 0 and list(ld) == []
+    with pytest.raises(OutputError, match="rank 0 of world_size 1 would get no window"):
+        TokenLoader(str(tmp_path), 16)
 
 
-def test_fewer_tokens_than_one_window_per_rank(tmp_path):
+def test_rank_without_a_window_is_refused_at_construction(tmp_path):
+    # issue 14: TokenLoader(out, seq_len=100000, world_size=8) used to yield nothing silently
     make_output(str(tmp_path), [2], max_len=5)
-    assert [len(TokenLoader(str(tmp_path), 64, rank=r, world_size=2)) for r in range(2)] == [0, 0]
+    for r in range(2):
+        with pytest.raises(OutputError, match=f"rank {r} of world_size 2 would get no window"):
+            TokenLoader(str(tmp_path), 64, rank=r, world_size=2)
+    with pytest.raises(OutputError, match="smaller seq_len"):
+        TokenLoader(str(tmp_path), 100000, world_size=8)
 
 
 def test_refuses_uint16_token_file(tmp_path):
@@ -172,42 +180,243 @@ def test_bad_arguments(out):
         TokenLoader(out, 0)
 
 
-def _torch_batches(ds, workers: int) -> list:
-    torch = pytest.importorskip("torch")
-    dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers)
-    return list(dl)
+# ----- plan from the manifest: which files a rank opens -----
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_torch_adapter_matches_loader_for_any_worker_count(out, workers):
-    pytest.importorskip("torch")
-    from dataproc.training.torch_dataset import TokenIterableDataset
+def _count_opens(monkeypatch) -> list[str]:
+    from dataproc.io import fs
 
-    ds = TokenIterableDataset(out, 16, 3, rank=1, world_size=2, seed=4, return_boundaries=True)
-    batches = _torch_batches(ds, workers)
-    windows = list(TokenLoader(out, 16, rank=1, world_size=2, seed=4))
-    assert len(batches) == len(ds) == -(-len(windows) // 3)
-    flat_x = np.concatenate([b["input_ids"].numpy() for b in batches])
-    flat_y = np.concatenate([b["labels"].numpy() for b in batches])
-    assert np.array_equal(flat_x, np.stack(windows)[:, :-1])
-    assert np.array_equal(flat_y, np.stack(windows)[:, 1:])
-    seg = batches[0]["segment_ids"][0].numpy()
-    x = batches[0]["input_ids"][0].numpy()
-    assert seg[0] == 0 and np.all(np.diff(seg) >= 0)
-    for i in np.flatnonzero(x[:-1] == EOT):  # a new document starts right after each EOT
-        assert seg[i + 1] == seg[i] + 1
+    opened: list[str] = []
+    real = fs.open_input
+
+    def counting(path, *args, **kwargs):
+        opened.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(fs, "open_input", counting)
+    return opened
 
 
-def test_torch_adapter_resume(out):
-    pytest.importorskip("torch")
-    from dataproc.training.torch_dataset import TokenIterableDataset
+def test_rank_opens_only_the_manifest_and_the_files_it_reads(out, monkeypatch):
+    files = [f["path"] for f in read_manifest(out)["files"]]
+    opened = _count_opens(monkeypatch)
+    loader = TokenLoader(out, 31, rank=2, world_size=4, seed=3, shuffle_blocks=1)
+    assert opened[0].endswith("manifest.json") and len(opened) == 2  # + the first file it reads
+    list(loader)
+    plan = loader.plan()
+    first, end = loader._rank_windows()
+    pieces = set()
+    for a, b in loader._ranges(first, end):
+        pieces.update(range(plan.piece_at(a), plan.piece_at(b - 1) + 1))
+    needed = {plan.piece_blocks(i)[0][0] for i in pieces}
+    read = [p for p in opened if not p.endswith("manifest.json")]
+    assert sorted({p.rsplit("/", 2)[-2] + "/" + p.rsplit("/", 1)[-1] for p in read}) == sorted(
+        files[f] for f in needed
+    )
+    assert len(opened) == 1 + len(set(read)) and len(needed) < len(files)  # each file once
 
-    full = _torch_batches(TokenIterableDataset(out, 16, 4, seed=2), 0)
-    ds = TokenIterableDataset(out, 16, 4, seed=2)
-    state = ds.state_after(5)
-    resumed = TokenIterableDataset(out, 16, 4, seed=2)
-    resumed.load_state_dict(state)
-    tail = _torch_batches(resumed, 2)
-    assert len(tail) == len(full) - 5
-    for a, b in zip(tail, full[5:], strict=True):
-        assert np.array_equal(a["input_ids"].numpy(), b["input_ids"].numpy())
+
+def test_format_1_manifest_gives_the_same_stream(out, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    m = read_manifest(str(old))
+    m["format_version"] = 1
+    m["files"] = [
+        {k: v for k, v in f.items() if not k.startswith("row_group_")} for f in m["files"]
+    ]
+    write_manifest(str(old), m)
+    assert np.array_equal(
+        _stream(TokenLoader(str(old), 40, seed=9)), _stream(TokenLoader(out, 40, seed=9))
+    )
+
+
+# ----- elastic resume -----
+
+
+def _positions(loader) -> np.ndarray:
+    """Stream positions of every token this rank yields in its current cut (no I/O)."""
+    first, end = loader._rank_windows()
+    ranges = loader._ranges(first + loader._position, end)
+    return np.concatenate([np.arange(a, b) for a, b in ranges]) if ranges else np.zeros(0, int)
+
+
+@pytest.mark.parametrize(("old", "new"), [(8, 6), (6, 8), (4, 1)])
+def test_elastic_resume_neither_repeats_nor_skips(out, old, new):
+    seq_len, k = 15, 7
+    kw = {"seed": 21, "shuffle_blocks": 2}
+    reference = _stream(TokenLoader(out, seq_len, drop_last=False, **kw))  # the epoch stream
+    first_run = [TokenLoader(out, seq_len, rank=r, world_size=old, **kw) for r in range(old)]
+    seen = []
+    for ld in first_run:
+        pos = _positions(ld)[: k * (seq_len + 1)]
+        it = iter(ld)
+        got = np.concatenate([next(it) for _ in range(k)])
+        assert np.array_equal(got, reference[pos])
+        seen.append(pos)
+    states = [ld.state_dict() for ld in first_run]
+    assert all({**s, "rank": 0} == {**states[0], "rank": 0} for s in states)  # any rank's will do
+    second = []
+    for r in range(new):
+        ld = TokenLoader(out, seq_len, rank=r, world_size=new, **kw)
+        ld.load_state_dict(states[r % old])
+        pos = _positions(ld)
+        assert np.array_equal(_stream(ld), reference[pos])
+        second.append(pos)
+    assert len({len(p) for p in second}) == 1  # the new ranks are equal too
+    used = np.concatenate(seen + second)
+    assert len(np.unique(used)) == len(used)  # no token twice
+    skipped = len(reference) - len(used)
+    assert 0 <= skipped < (new + 1) * (seq_len + 1)  # only the new cut's remainder
+
+
+def test_same_world_resume_after_elastic_resume_is_exact(out):
+    """3 ranks -> 5 ranks, then rank 1 of 5 restarts mid-cut: exact continuation."""
+    kw = {"seed": 2, "world_size": 3}
+    a = TokenLoader(out, 15, **kw)
+    it = iter(a)
+    for _ in range(4):
+        next(it)
+    b = TokenLoader(out, 15, rank=1, seed=2, world_size=5)
+    b.load_state_dict(a.state_dict())
+    expect = list(b)
+    c = TokenLoader(out, 15, rank=1, seed=2, world_size=5)
+    c.load_state_dict(a.state_dict())
+    it = iter(c)
+    head = [next(it) for _ in range(3)]
+    d = TokenLoader(out, 15, rank=1, seed=2, world_size=5)
+    d.load_state_dict(c.state_dict())
+    tail = list(d)
+    assert all(np.array_equal(x, y) for x, y in zip(head + tail, expect, strict=True))
+    assert b.epoch == 1 and b._segments == [(0, b.total_tokens)]
+
+
+# ----- mixtures -----
+
+A_IDS, B_IDS = (0, 50_000), (50_000, 100_000)
+
+
+def _make_source(path: str, sizes: list[int], ids: tuple[int, int], seed: int) -> dict:
+    """An output whose body token ids lie in ``ids`` (documents of >= 2 tokens)."""
+    from _output_fixtures import TOKENIZER, make_docs
+
+    from dataproc.io.manifest import replace_files
+    from dataproc.io.token_writer import TokenShardWriter
+
+    empty = make_output(path, [])
+    files = []
+    for i, n in enumerate(sizes):
+        w = TokenShardWriter(path, i, OutputConfig(row_group_rows=8), TOKENIZER)
+        for d in make_docs(i, n, seed=seed, max_len=120):
+            body = d.token_ids[:-1] % (ids[1] - ids[0]) + ids[0]
+            if not len(body):
+                body = np.array([ids[0]], dtype=np.uint32)
+            d.token_ids = np.concatenate([body, d.token_ids[-1:]]).astype(np.uint32)
+            w.write(d)
+        files += w.close()
+    m = replace_files(empty, files)
+    write_manifest(path, m)
+    return m
+
+
+@pytest.fixture(scope="module")
+def mix(tmp_path_factory):
+    a = str(tmp_path_factory.mktemp("a"))
+    b = str(tmp_path_factory.mktemp("b"))
+    _make_source(a, [40, 25, 31], A_IDS, seed=1)
+    _make_source(b, [12, 9], B_IDS, seed=2)
+    return {"a": a, "b": b}
+
+
+def _count_by_id(windows: list[np.ndarray]) -> dict[str, int]:
+    """Tokens per source by id range; EOT belongs to the token before it (same document)."""
+    stream = np.concatenate(windows)
+    owner = np.where(stream < B_IDS[0], 0, 1)
+    eot = np.flatnonzero(stream == EOT)
+    owner[eot] = owner[eot - 1]  # documents have >= 2 tokens, so eot >= 1
+    return {"a": int((owner == 0).sum()), "b": int((owner == 1).sum())}
+
+
+def test_mixture_accounting_is_exact_per_rank_and_overall(mix):
+    kw = {"weights": {"a": 0.7, "b": 0.3}, "seed": 5, "epoch_tokens": 40_000}
+    world = 3
+    loaders = [TokenLoader(mix, 31, rank=r, world_size=world, **kw) for r in range(world)]
+    assert loaders[0].quotas == [28_000, 12_000] and loaders[0].total_tokens == 40_000
+    per_rank = []
+    for ld in loaders:
+        it = iter(ld)
+        windows = [next(it) for _ in range(len(ld) - 1)]  # stop one window before the end
+        counted = _count_by_id(windows)
+        assert ld.state_dict()["rank_tokens"] == counted
+        assert {n: s["rank_tokens"] for n, s in ld.summary()["sources"].items()} == counted
+        per_rank.append(counted)
+    consumed = loaders[0].state_dict()["consumed_tokens"]
+    assert consumed == {n: sum(c[n] for c in per_rank) for n in ("a", "b")}
+    share = consumed["b"] / (consumed["a"] + consumed["b"])
+    assert abs(share - 0.3) < 0.05  # spread evenly, not one source after the other
+
+
+def test_mixture_full_epoch_hits_the_quotas_exactly(mix):
+    ld = TokenLoader(mix, 50, weights=[1, 3], seed=8, drop_last=False, epoch_tokens=33_333)
+    windows = list(ld)
+    assert _count_by_id(windows) == dict(zip(["a", "b"], ld.quotas, strict=True))
+    assert ld.quotas == [8_333, 25_000]
+    s = ld.summary()["sources"]
+    assert s["a"]["consumed_tokens"] == 8_333 and s["b"]["consumed_tokens"] == 25_000
+
+
+def test_upsampling_repeats_documents_pass_by_pass(mix):
+    b_docs = _doc_counts(TokenLoader(mix["b"], 50, shuffle=False, drop_last=False))
+    natural_b = TokenLoader(mix["b"], 50).total_tokens
+    natural_a = TokenLoader(mix["a"], 50).total_tokens
+    ld = TokenLoader(
+        mix,
+        50,
+        weights={"a": 1, "b": 2.5 * natural_b / natural_a},
+        seed=3,
+        drop_last=False,
+        epoch_tokens=natural_a + int(2.5 * natural_b),
+    )
+    got = _doc_counts(ld)
+    assert ld.summary()["sources"]["b"]["repeats_per_epoch"] == pytest.approx(2.5, abs=0.01)
+    for doc in b_docs:
+        assert 2 <= got[doc] <= 3  # two full passes, then part of a third (fresh shuffles)
+    assert sum(got[d] == 3 for d in b_docs) > 0
+
+
+def _doc_counts(loader) -> collections.Counter:
+    return collections.Counter(_split_docs(_stream(loader)))
+
+
+def test_mixture_is_deterministic_from_the_seed(mix):
+    kw = {"weights": [0.5, 0.5]}
+    a = _stream(TokenLoader(mix, 31, seed=1, **kw))
+    assert np.array_equal(a, _stream(TokenLoader(mix, 31, seed=1, **kw)))
+    assert not np.array_equal(a, _stream(TokenLoader(mix, 31, seed=2, **kw)))
+
+
+def test_mixture_refuses_another_tokenizer(mix, tmp_path):
+    import shutil
+
+    other = tmp_path / "o200k"
+    shutil.copytree(mix["b"], other)
+    m = read_manifest(str(other))
+    m["tokenizer"].update(name="o200k_base", eot_id=199999, vocab_size=200019)
+    write_manifest(str(other), m)
+    with pytest.raises(OutputError, match=r"different tokenizers.*cannot be mixed"):
+        TokenLoader({"a": mix["a"], "o": str(other)}, 31, weights=[1, 1])
+
+
+def test_mixture_state_resumes_with_its_accounting(mix):
+    kw = {"weights": [2, 1], "seed": 4, "world_size": 2}
+    a = TokenLoader(mix, 31, rank=0, **kw)
+    it = iter(a)
+    for _ in range(10):
+        next(it)
+    state = a.state_dict()
+    b = TokenLoader(mix, 31, rank=0, world_size=3, weights=[2, 1], seed=4)
+    b.load_state_dict(state)
+    assert b.state_dict()["consumed_tokens"] == state["consumed_tokens"]
+    with pytest.raises(OutputError, match="sources"):
+        TokenLoader(mix, 31, rank=0, weights=[1, 1], seed=4, world_size=2).load_state_dict(state)

@@ -7,8 +7,19 @@ import json
 import pytest
 from _output_fixtures import TOKENIZER, make_output
 
+from dataproc.config import OutputConfig
 from dataproc.errors import OutputError
-from dataproc.io.manifest import build_manifest, manifest_files, read_manifest, write_manifest
+from dataproc.io.manifest import (
+    build_manifest,
+    has_row_group_counts,
+    manifest_files,
+    read_manifest,
+    read_row_group_counts,
+    replace_files,
+    token_file_info,
+    with_row_group_counts,
+    write_manifest,
+)
 from dataproc.io.token_writer import TokenFileInfo
 
 
@@ -27,7 +38,7 @@ def test_manifest_content(tmp_path):
         "totals",
         "timings",
     ]
-    assert m["format"] == "dataproc.tokens" and m["format_version"] == 1
+    assert m["format"] == "dataproc.tokens" and m["format_version"] == 2
     assert m["tokenizer"]["dtype"] == "uint32" and m["tokenizer"]["eot_id"] == TOKENIZER["eot_id"]
     assert [f["input_index"] for f in m["files"]] == [0, 2]  # empty input: no file
     assert m["totals"]["rows"] == 55 and m["totals"]["files"] == 2
@@ -46,8 +57,8 @@ def test_two_runs_differ_only_in_timings(tmp_path):
 
 
 def test_files_sorted_regardless_of_completion_order():
-    f1 = TokenFileInfo("tokens/part-000001-0000.parquet", 1, 1, 2, 3, "a")
-    f0 = TokenFileInfo("tokens/part-000000-0000.parquet", 0, 1, 2, 3, "b")
+    f1 = TokenFileInfo("tokens/part-000001-0000.parquet", 1, 1, 2, 3, "a", (1,), (2,))
+    f0 = TokenFileInfo("tokens/part-000000-0000.parquet", 0, 1, 2, 3, "b", (1,), (2,))
     m = build_manifest(
         pipeline="p",
         config={},
@@ -67,7 +78,61 @@ def test_read_manifest_errors(tmp_path):
     with pytest.raises(OutputError, match="not valid JSON"):
         read_manifest(str(tmp_path))
     m = make_output(str(tmp_path), [3])
-    m["format_version"] = 2
+    m["format_version"] = 3
     write_manifest(str(tmp_path), m)
-    with pytest.raises(OutputError, match="format_version 2 is not supported"):
+    with pytest.raises(OutputError, match="format_version 3 is not supported"):
         read_manifest(str(tmp_path))
+
+
+def _as_format_1(m: dict) -> dict:
+    """What dataproc wrote before manifest format 2 (no per-row-group counts)."""
+    old = {**m, "format_version": 1}
+    old["files"] = [
+        {k: v for k, v in f.items() if not k.startswith("row_group_")} for f in m["files"]
+    ]
+    return old
+
+
+def test_per_row_group_counts_are_exact(tmp_path):
+    m = make_output(str(tmp_path), [40, 0, 9], config=OutputConfig(row_group_rows=16))
+    assert has_row_group_counts(m)
+    first = m["files"][0]
+    assert first["row_group_rows"] == [16, 16, 8]
+    assert sum(first["row_group_tokens"]) == first["tokens"]
+    for f in m["files"]:
+        assert read_row_group_counts(str(tmp_path), f["path"]) == (
+            f["row_group_rows"],
+            f["row_group_tokens"],
+        )
+    # one line per file entry: a 100k-file manifest stays a 100k-line file
+    text = (tmp_path / "manifest.json").read_text()
+    assert sum('"row_group_tokens"' in line for line in text.splitlines()) == 2
+
+
+def test_format_1_manifest_still_loads(tmp_path):
+    m = make_output(str(tmp_path), [5, 7])
+    write_manifest(str(tmp_path), _as_format_1(m))
+    old = read_manifest(str(tmp_path))
+    assert old["format_version"] == 1 and not has_row_group_counts(old)
+    # the run's finalize fills counts for records written by an older dataproc
+    filled = [with_row_group_counts(str(tmp_path), f) for f in manifest_files(old)]
+    assert [f.row_group_tokens for f in filled] == [
+        tuple(f["row_group_tokens"]) for f in m["files"]
+    ]
+
+
+def test_rewrite_helpers_recount_a_changed_file(tmp_path):
+    import pyarrow.parquet as pq
+
+    m = make_output(str(tmp_path), [30, 12], config=OutputConfig(row_group_rows=8))
+    rel = m["files"][0]["path"]
+    table = pq.read_table(tmp_path / rel).slice(0, 20)  # a rewrite dropped 10 documents
+    pq.write_table(table, tmp_path / rel, row_group_size=8)
+    info = token_file_info(str(tmp_path), rel, 0)
+    assert info.rows == 20 and info.row_group_rows == (8, 8, 4)
+    assert info.tokens == sum(table.column("num_tokens").to_pylist())
+    new = replace_files(m, [info, *manifest_files(m)[1:]])
+    assert new["totals"]["rows"] == 32 and new["totals"]["tokens"] == sum(
+        f["tokens"] for f in new["files"]
+    )
+    assert new["files"][0]["sha256"] != m["files"][0]["sha256"]

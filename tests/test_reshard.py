@@ -86,3 +86,21 @@ def test_reshard_on_ray_matches_local(src, tmp_path, ray_cluster):
     a = reshard(src, str(tmp_path / "local"), num_files=2, seed=3)
     b = reshard(src, str(tmp_path / "ray"), num_files=2, seed=3, use_ray=True)
     assert [f["sha256"] for f in a["files"]] == [f["sha256"] for f in b["files"]]
+
+
+def test_reshard_keeps_per_row_group_counts_and_verify_checks_them(src, tmp_path):
+    from dataproc.io.manifest import read_manifest, read_row_group_counts, write_manifest
+
+    dst = str(tmp_path / "new")
+    new = reshard(src, dst, num_files=2, seed=0)
+    assert new["format_version"] == 2
+    for f in new["files"]:
+        rows, tokens = read_row_group_counts(dst, f["path"])
+        assert (f["row_group_rows"], f["row_group_tokens"]) == (rows, tokens)
+        assert sum(rows) == f["rows"] and sum(tokens) == f["tokens"]
+    m = read_manifest(dst)
+    m["files"][1]["row_group_tokens"][0] += 1
+    m["files"][1]["row_group_tokens"][-1] -= 1  # file totals still right: only the split lies
+    write_manifest(dst, m)
+    problems = verify_output(dst).problems
+    assert len(problems) == 1 and "per-row-group counts differ" in problems[0]

@@ -2,18 +2,27 @@
 
 Everything in it except ``timings`` is a pure function of the input files and the config, so
 two runs of the same job produce the same manifest apart from ``timings``.
+
+Manifest format 2 adds per-row-group ``row_group_rows``/``row_group_tokens`` to every file
+entry (a training rank plans its share from them without opening any file); format 1
+manifests still load. The token files themselves stay at ``token_writer.FORMAT_VERSION``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import hashlib
+import json
+from dataclasses import asdict, replace
+from typing import Any
 
 from dataproc.errors import OutputError
 from dataproc.io import fs
-from dataproc.io.token_writer import FORMAT_VERSION, TokenFileInfo
+from dataproc.io.token_writer import TokenFileInfo
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "dataproc.tokens"
+MANIFEST_VERSION = 2  # 2: per-row-group counts in files[]
+READABLE_VERSIONS = (1, 2)
 TOKENIZER_KEYS = ("name", "vocab_size", "eot_id", "eot_token", "rank_file_sha256", "dtype")
 
 
@@ -39,10 +48,15 @@ def build_manifest(
     """
     tok = {k: tokenizer.get(k) for k in TOKENIZER_KEYS}
     tok["dtype"] = "uint32"  # the only dtype this format version writes
-    file_entries = [asdict(f) for f in sorted(files, key=lambda f: f.path)]
+    for f in files:
+        if f.rows and not f.row_group_rows:
+            raise OutputError(
+                f"{f.path}: no per-row-group counts; fill them with with_row_group_counts()"
+            )
+    file_entries = [_entry(f) for f in sorted(files, key=lambda f: f.path)]
     return {
         "format": MANIFEST_FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": MANIFEST_VERSION,
         "created_by": f"dataproc {_version()}",
         "pipeline": pipeline,
         "config_fingerprint": config_fingerprint,
@@ -50,19 +64,44 @@ def build_manifest(
         "tokenizer": tok,
         "inputs": sorted(inputs, key=lambda i: i.get("index", 0)),
         "files": file_entries,
-        "totals": {
-            "files": len(file_entries),
-            "rows": sum(f["rows"] for f in file_entries),
-            "tokens": sum(f["tokens"] for f in file_entries),
-            "bytes": sum(f["bytes"] for f in file_entries),
-        },
+        "totals": _totals(file_entries),
         "timings": timings,
     }
 
 
+def _totals(entries: list[dict]) -> dict[str, int]:
+    return {
+        "files": len(entries),
+        "rows": sum(f["rows"] for f in entries),
+        "tokens": sum(f["tokens"] for f in entries),
+        "bytes": sum(f["bytes"] for f in entries),
+    }
+
+
+def _entry(f: TokenFileInfo) -> dict[str, Any]:
+    entry = asdict(f)
+    entry["row_group_rows"] = list(f.row_group_rows)
+    entry["row_group_tokens"] = list(f.row_group_tokens)
+    return entry
+
+
+def _dumps(manifest: dict) -> str:
+    """Indented JSON, except one line per file entry: a 100k-file manifest stays readable
+    (and parses fast) instead of putting every per-row-group count on a line of its own."""
+    parts = []
+    for key, value in manifest.items():
+        if key == "files" and value:
+            lines = ",\n".join("    " + json.dumps(f, ensure_ascii=False) for f in value)
+            text = "[\n" + lines + "\n  ]"
+        else:
+            text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        parts.append(f"  {json.dumps(key)}: {text}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
 def write_manifest(out_dir: str, manifest: dict) -> None:
     """Write ``OUT/manifest.json`` atomically (readers never see a partial manifest)."""
-    fs.write_json_atomic(fs.join(out_dir, MANIFEST_NAME), manifest)
+    fs.write_bytes_atomic(fs.join(out_dir, MANIFEST_NAME), _dumps(manifest).encode("utf-8"))
 
 
 def read_manifest(out_dir: str) -> dict:
@@ -82,11 +121,11 @@ def read_manifest(out_dir: str) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise OutputError(f"{path}: not a dataproc token manifest (format != {MANIFEST_FORMAT!r})")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise OutputError(
             f"{path}: format_version {version!r} is not supported by this dataproc "
-            f"(reads version {FORMAT_VERSION}); install the dataproc version that wrote it "
-            f"({manifest.get('created_by', 'unknown')})"
+            f"(reads versions {', '.join(map(str, READABLE_VERSIONS))}); install the dataproc "
+            f"version that wrote it ({manifest.get('created_by', 'unknown')})"
         )
     for key in ("tokenizer", "files", "totals"):
         if key not in manifest:
@@ -104,10 +143,70 @@ def manifest_files(manifest: dict) -> list[TokenFileInfo]:
 
 def refresh_file_totals(manifest: dict) -> None:
     """Recompute ``totals`` from ``files`` (after a rewrite such as ``dataproc remove``)."""
-    files = manifest["files"]
-    manifest["totals"] = {
-        "files": len(files),
-        "rows": sum(f["rows"] for f in files),
-        "tokens": sum(f["tokens"] for f in files),
-        "bytes": sum(f["bytes"] for f in files),
-    }
+    manifest["totals"] = _totals(manifest["files"])
+
+
+def has_row_group_counts(manifest: dict) -> bool:
+    """True if every file entry carries per-row-group counts (format 2)."""
+    return manifest.get("format_version", 1) >= 2 and all(
+        "row_group_tokens" in f for f in manifest["files"]
+    )
+
+
+def read_row_group_counts(out_dir: str, rel: str) -> tuple[list[int], list[int]]:
+    """(rows, tokens) per row group of one token file: its footer and ``num_tokens`` column."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    rows: list[int] = []
+    tokens: list[int] = []
+    with fs.open_input(fs.join(out_dir, rel)) as handle:
+        pf = pq.ParquetFile(handle)
+        for rg in range(pf.num_row_groups):
+            n = pf.read_row_group(rg, columns=["num_tokens"]).column(0).to_numpy()
+            rows.append(pf.metadata.row_group(rg).num_rows)
+            tokens.append(int(np.asarray(n, dtype=np.int64).sum()))
+    return rows, tokens
+
+
+def with_row_group_counts(out_dir: str, info: TokenFileInfo) -> TokenFileInfo:
+    """``info`` with its per-row-group counts, read from the file only when they are missing
+    (a phase-3 marker written by an older dataproc, trusted on resume)."""
+    if info.row_group_rows or not info.rows:
+        return info
+    rows, tokens = read_row_group_counts(out_dir, info.path)
+    return replace(info, row_group_rows=tuple(rows), row_group_tokens=tuple(tokens))
+
+
+def token_file_info(out_dir: str, rel: str, input_index: int) -> TokenFileInfo:
+    """A complete manifest record (counts per file and row group, bytes, sha256) for a token
+    file as it is on disk now: what a rewrite (``reshard``, ``remove``) lists for a file it
+    changed. Reads the file twice (hash, then footer and ``num_tokens``)."""
+    h = hashlib.sha256()
+    size = 0
+    with fs.open_input(fs.join(out_dir, rel)) as f:
+        while chunk := f.read(8 * 1024 * 1024):
+            h.update(chunk)
+            size += len(chunk)
+    rows, tokens = read_row_group_counts(out_dir, rel)
+    return TokenFileInfo(
+        path=rel,
+        input_index=input_index,
+        rows=sum(rows),
+        tokens=sum(tokens),
+        bytes=size,
+        sha256=h.hexdigest(),
+        row_group_rows=tuple(rows),
+        row_group_tokens=tuple(tokens),
+    )
+
+
+def replace_files(manifest: dict, files: list[TokenFileInfo]) -> dict:
+    """A copy of ``manifest`` listing ``files`` instead (sorted by path), with its totals
+    recomputed and the current format version: the last step of an in-place rewrite."""
+    new = dict(manifest)
+    entries = [_entry(f) for f in sorted(files, key=lambda f: f.path)]
+    new["format_version"] = MANIFEST_VERSION
+    new["files"] = entries
+    new["totals"] = _totals(entries)
+    return new

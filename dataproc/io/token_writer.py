@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
@@ -76,6 +76,15 @@ class TokenFileInfo:
     tokens: int
     bytes: int
     sha256: str
+    # Per Parquet row group, in file order (manifest format 2): lets a training rank plan its
+    # share from the manifest alone. Empty only for records of an older dataproc.
+    row_group_rows: tuple[int, ...] = field(default=())
+    row_group_tokens: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        # JSON gives lists back; keep tuples so records compare and hash alike.
+        object.__setattr__(self, "row_group_rows", tuple(int(x) for x in self.row_group_rows))
+        object.__setattr__(self, "row_group_tokens", tuple(int(x) for x in self.row_group_tokens))
 
 
 class _HashingSink:
@@ -154,11 +163,17 @@ class ParquetFileSink:
         self._writer = pq.ParquetWriter(self._sink, schema, **parquet_write_options(config))
         self.rows = 0
         self.tokens = 0
+        self._rg_rows: list[int] = []
+        self._rg_tokens: list[int] = []
 
     def write_table(self, table: pa.Table, num_tokens: int) -> None:
+        """Write ``table`` as one row group holding ``num_tokens`` tokens."""
         self._writer.write_table(table, row_group_size=max(1, table.num_rows))
         self.rows += table.num_rows
         self.tokens += num_tokens
+        if table.num_rows:
+            self._rg_rows.append(table.num_rows)
+            self._rg_tokens.append(num_tokens)
 
     def close(self, input_index: int) -> TokenFileInfo:
         self._writer.close()
@@ -170,6 +185,8 @@ class ParquetFileSink:
             tokens=self.tokens,
             bytes=self._sink.size,
             sha256=self._sink.hexdigest(),
+            row_group_rows=tuple(self._rg_rows),
+            row_group_tokens=tuple(self._rg_tokens),
         )
 
     def abort(self) -> None:

@@ -380,10 +380,15 @@ def _finalize(
     started: float,
     finished: float,
 ) -> dict[str, Any]:
-    from dataproc.io.manifest import build_manifest, write_manifest
+    from dataproc.io.manifest import build_manifest, with_row_group_counts, write_manifest
     from dataproc.io.token_writer import TokenFileInfo
 
-    files = [TokenFileInfo(**f) for key in sorted(p3, key=int) for f in p3[key]["files"]]
+    # Markers carry per-row-group counts; one from an older dataproc (resume) is read once.
+    files = [
+        with_row_group_counts(layout.out, TokenFileInfo(**f))
+        for key in sorted(p3, key=int)
+        for f in p3[key]["files"]
+    ]
     input_entries = []
     for inp in inputs:
         # Sizes come from the phase-1 markers (bytes the task read), so finalizing a crawl of

@@ -1,86 +1,68 @@
-"""Packed, sharded, shuffled, resumable token sequences from a dataproc output (no PyTorch).
+"""Packed, sharded, shuffled, resumable token sequences from dataproc outputs (no PyTorch).
 
 The contract (docs/training.md has the long form):
 
-* **Blocks.** The unit of I/O is a *block* = one Parquet row group of one token file. At
-  start-up the loader reads every file's footer and its ``num_tokens`` column to learn each
-  block's token count (memory: a few integers per block, never the tokens).
-* **The epoch stream.** For ``(seed, epoch)`` the blocks are put in a seeded random order and
-  cut into *groups* of ``shuffle_blocks`` consecutive blocks; the documents of a group are
-  permuted with a seeded permutation and concatenated (each ends with EOT). Concatenating the
-  groups gives one global token stream of ``T`` tokens, identical on every rank, defined
-  without reading any token. With ``shuffle=False`` blocks stay in manifest order and documents
-  in file order.
-* **Windows.** The stream is cut into non-overlapping windows of ``seq_len + 1`` tokens:
-  window ``j`` is ``stream[j*(seq_len+1) : (j+1)*(seq_len+1)]``; a training step uses
-  ``x = w[:-1]``, ``y = w[1:]``. Documents are packed across window boundaries (a long
-  document spans several windows).
-* **Ranks.** With ``drop_last=True`` every rank gets ``n = (T // (seq_len+1)) // world_size``
-  windows, rank ``r`` the contiguous run ``[r*n, (r+1)*n)``. So ranks are disjoint, equal
-  (no collective hangs on an uneven last step), and every token is used exactly once per
-  epoch except the last ``T - world_size*n*(seq_len+1)`` tokens of the stream, which are
-  dropped (they move to a different place in the next epoch's shuffle). With
-  ``drop_last=False`` all ``ceil(T/(seq_len+1))`` windows are used, the last one may be
-  shorter, and rank counts may differ by one.
-* **Memory** is one group (``shuffle_blocks`` row groups) plus one window, whatever the size
-  of the dataset. A rank reads only the groups overlapping its windows.
-* **Resume.** ``state_dict()`` records the epoch and the number of windows already yielded;
-  ``load_state_dict`` continues with the next window, so the concatenation of the two runs
-  equals the uninterrupted stream.
+* **The epoch stream** is defined in ``dataproc.training.plan`` from the manifests alone
+  (per-row-group token counts, manifest format 2): seeded block order, groups of
+  ``shuffle_blocks`` row groups whose documents are permuted, and for several outputs
+  (a *mixture*) exact per-source token quotas whose pieces are interleaved. Identical on
+  every rank; no token is read to define it.
+* **Windows.** The part of the stream still to be used in this epoch (a list of *segments*,
+  the whole stream at the start of an epoch) is cut into non-overlapping windows of
+  ``seq_len + 1`` tokens; a training step uses ``x = w[:-1]``, ``y = w[1:]``.
+* **Ranks.** With ``drop_last=True`` every rank gets ``n = (R // (seq_len+1)) // world_size``
+  windows of the ``R`` remaining tokens, rank ``r`` the run ``[r*n, (r+1)*n)``: disjoint and
+  equal. The last ``R - world_size*n*(seq_len+1)`` tokens are the remainder, not used in this
+  epoch. With ``drop_last=False`` every token is used, the last window may be shorter and rank
+  counts may differ by one. A rank that would get no window of a whole epoch is refused at
+  construction.
+* **Resume, also elastic.** ``state_dict()`` records the segments and the windows this rank
+  yielded; every rank's state is the same apart from ``rank``. Loading it under the same
+  ``world_size`` and ``rank`` continues with the next window. Under another ``world_size``
+  (or rank assignment) the windows all ranks consumed are removed from the segments and the
+  rest is cut afresh for the new world: no token twice, none skipped except the new cut's
+  remainder. (Assumes all ranks yielded the same number of windows, as synchronous training
+  with ``drop_last=True`` does.)
+* **Accounting.** Per source, exact to the token: what this rank yielded, and (arithmetic on
+  the plan) what all ranks together consumed since epoch 0 — in ``state_dict()`` and
+  ``summary()``.
+* **Memory** is one group (``shuffle_blocks`` row groups) plus one window plus a few integers
+  per row group of the index. **I/O**: the manifests are read once; a rank opens only the
+  files holding its windows.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from dataproc.errors import OutputError
 from dataproc.io import fs
-from dataproc.io.manifest import read_manifest
-from dataproc.io.token_writer import TOKEN_LIST_TYPE
+from dataproc.training.plan import (
+    EpochPlan,
+    Source,
+    check_same_tokenizer,
+    check_token_schema,
+    load_source,
+    map_ranges,
+    merge_ranges,
+    quotas,
+)
 
-STATE_FORMAT = "dataproc.TokenLoader/1"
-_SEED_TAG_BLOCKS = 0x5EED_B10C
-_SEED_TAG_DOCS = 0xD0C5
+STATE_FORMAT = "dataproc.TokenLoader/2"
+_OLD_STATE_FORMAT = "dataproc.TokenLoader/1"  # single output, same stream; no segments
 
-
-@dataclass(frozen=True)
-class Block:
-    """One row group of one token file and how many documents/tokens it holds."""
-
-    file: int  # index into the manifest's files
-    row_group: int
-    rows: int
-    tokens: int
-
-
-def check_token_schema(schema: Any, path: str) -> None:
-    """Refuse a file whose token columns are not exactly list<uint32> / int32."""
-    names = schema.names
-    if "input_ids" not in names or "num_tokens" not in names:
-        raise OutputError(f"{path}: no input_ids/num_tokens columns; not a dataproc token file")
-    got = schema.field("input_ids").type
-    if not got.equals(TOKEN_LIST_TYPE, check_metadata=False) and str(got.value_type) != "uint32":
-        raise OutputError(
-            f"{path}: input_ids is {got}, expected list<uint32>; the file was not written by "
-            "dataproc (or was rewritten with a narrower dtype) and would corrupt token ids"
-        )
-    if str(schema.field("num_tokens").type) != "int32":
-        raise OutputError(
-            f"{path}: num_tokens is {schema.field('num_tokens').type}, expected int32"
-        )
+__all__ = ["STATE_FORMAT", "TokenLoader", "check_token_schema"]
 
 
 class _FileCache:
-    """A few open ParquetFile handles (blocks come from random files; footers are reused)."""
+    """A few open ParquetFile handles of one source (the schema is checked on first open)."""
 
-    def __init__(self, out_dir: str, paths: list[str], size: int = 8) -> None:
-        self.out_dir = out_dir
-        self.paths = paths
+    def __init__(self, source: Source, size: int = 16) -> None:
+        self.source = source
         self.size = size
         self._open: OrderedDict[int, Any] = OrderedDict()
 
@@ -89,26 +71,33 @@ class _FileCache:
 
         if file in self._open:
             self._open.move_to_end(file)
-            return self._open[file]
-        handle = fs.open_input(fs.join(self.out_dir, self.paths[file]))
-        pf = pq.ParquetFile(handle)
+            return self._open[file][0]
+        path = fs.join(self.source.out_dir, self.source.paths[file])
+        handle = fs.open_input(path)
+        try:
+            pf = pq.ParquetFile(handle)
+            check_token_schema(pf.schema_arrow, path)
+        except BaseException:
+            handle.close()
+            raise
         self._open[file] = (pf, handle)
         if len(self._open) > self.size:
             _, (_, old) = self._open.popitem(last=False)
             old.close()
-        return self._open[file]
+        return pf
 
-    def read_block(self, block: Block) -> tuple[np.ndarray, np.ndarray]:
-        """(values uint32, offsets int64) of the block's input_ids column."""
-        import pyarrow as pa
-
-        pf, _ = self.get(block.file)
-        table = pf.read_row_group(block.row_group, columns=["input_ids"])
-        col = table.column("input_ids").combine_chunks()
-        if isinstance(col, pa.ChunkedArray):  # pragma: no cover - combine_chunks on 0 chunks
-            col = pa.concat_arrays(col.chunks) if col.chunks else pa.array([], TOKEN_LIST_TYPE)
-        offsets = col.offsets.to_numpy().astype(np.int64)
-        values = col.values.to_numpy(zero_copy_only=False)
+    def read_block(self, file: int, row_group: int) -> tuple[np.ndarray, np.ndarray]:
+        """(values uint32, offsets int64) of one row group's input_ids column."""
+        col = self.get(file).read_row_group(row_group, columns=["input_ids"]).column(0)
+        col = col.combine_chunks()
+        # Straight from the Arrow buffers: Array.to_numpy imports pandas (1+ s at start-up).
+        offsets = np.frombuffer(
+            col.buffers()[1], dtype=np.int32, count=len(col) + 1, offset=col.offset * 4
+        ).astype(np.int64)
+        child = col.values
+        values = np.frombuffer(
+            child.buffers()[1], dtype=np.uint32, count=len(child), offset=child.offset * 4
+        )
         base = offsets[0]
         return values[base : offsets[-1]], offsets - base
 
@@ -118,36 +107,46 @@ class _FileCache:
         self._open.clear()
 
 
-def index_blocks(out_dir: str, manifest: dict) -> list[Block]:
-    """Every (file, row group) with its token count, checking each file's schema."""
-    import pyarrow.parquet as pq
-
-    blocks: list[Block] = []
-    for fi, entry in enumerate(manifest["files"]):
-        path = fs.join(out_dir, entry["path"])
-        with fs.open_input(path) as handle:
-            pf = pq.ParquetFile(handle)
-            check_token_schema(pf.schema_arrow, path)
-            for rg in range(pf.num_row_groups):
-                n = pf.read_row_group(rg, columns=["num_tokens"]).column(0)
-                tokens = int(np.asarray(n.to_numpy(), dtype=np.int64).sum())
-                blocks.append(Block(fi, rg, pf.metadata.row_group(rg).num_rows, tokens))
-    return blocks
+def _named_sources(
+    out_dir: str | Sequence[str] | Mapping[str, str],
+    weights: Sequence[float] | Mapping[str, float] | None,
+) -> tuple[list[tuple[str, str]], list[float] | None]:
+    if isinstance(out_dir, str):
+        named = [(out_dir, out_dir)]
+    elif isinstance(out_dir, Mapping):
+        named = [(str(k), str(v)) for k, v in out_dir.items()]
+    else:
+        named = [(str(p), str(p)) for p in out_dir]
+    if not named:
+        raise OutputError("no output folder given")
+    names = [n for n, _ in named]
+    if len(set(names)) != len(names):
+        raise OutputError(f"source names must be unique: {names}")
+    if weights is None:
+        return named, None
+    if isinstance(weights, Mapping):
+        unknown = set(weights) - set(names)
+        if unknown or set(names) - set(weights):
+            raise OutputError(f"weights name {sorted(weights)} but the sources are {names}")
+        return named, [float(weights[n]) for n in names]
+    return named, [float(w) for w in weights]
 
 
 class TokenLoader:
     """Iterate packed windows of ``seq_len + 1`` token ids (NumPy ``int64``) for one rank.
 
-    Yields ``np.ndarray`` of shape ``(seq_len + 1,)``; with ``return_boundaries=True`` yields
-    ``(window, eot_positions)`` where ``eot_positions`` (int64, ascending) are the indices in
-    ``window`` holding the EOT token, i.e. the last token of each document (for intra-document
-    attention masks). One pass over the iterator is one epoch; afterwards the loader moves to
-    ``epoch + 1`` by itself. ``len(loader)`` is the number of windows this rank yields per epoch.
+    ``out_dir`` is one output folder, a list of them, or ``{name: folder}``; with several,
+    ``weights`` (by tokens; list or ``{name: weight}``) set each source's share of an epoch of
+    ``epoch_tokens`` tokens (default: all sources' tokens). Yields ``np.ndarray`` of shape
+    ``(seq_len + 1,)``; with ``return_boundaries=True`` yields ``(window, eot_positions)``
+    (indices in ``window`` holding EOT, i.e. the last token of each document). One pass over
+    the iterator is one epoch; afterwards the loader moves to ``epoch + 1`` by itself.
+    ``len(loader)`` is the number of windows this rank yields in the current cut.
     """
 
     def __init__(
         self,
-        out_dir: str,
+        out_dir: str | Sequence[str] | Mapping[str, str],
         seq_len: int,
         *,
         rank: int = 0,
@@ -158,6 +157,8 @@ class TokenLoader:
         shuffle: bool = True,
         drop_last: bool = True,
         shuffle_blocks: int = 4,
+        weights: Sequence[float] | Mapping[str, float] | None = None,
+        epoch_tokens: int | None = None,
     ) -> None:
         if seq_len < 1:
             raise OutputError(f"seq_len={seq_len}: must be >= 1")
@@ -165,6 +166,7 @@ class TokenLoader:
             raise OutputError(f"rank={rank}, world_size={world_size}: need 0 <= rank < world_size")
         if shuffle_blocks < 1:
             raise OutputError(f"shuffle_blocks={shuffle_blocks}: must be >= 1")
+        named, weight_list = _named_sources(out_dir, weights)
         self.out_dir = out_dir
         self.seq_len = seq_len
         self.rank = rank
@@ -175,115 +177,228 @@ class TokenLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.shuffle_blocks = shuffle_blocks if shuffle else 1
-        self.manifest = read_manifest(out_dir)
-        tok = self.manifest["tokenizer"]
-        if tok.get("dtype") != "uint32" or tok.get("vocab_size") is None:
-            raise OutputError(
-                f"{out_dir}: manifest tokenizer info lacks dtype uint32 / vocab_size; "
-                "run `dataproc verify` on it"
-            )
+        self.sources = [load_source(name, path) for name, path in named]
+        check_same_tokenizer(self.sources)
+        self.tokenizer = self.sources[0].tokenizer
+        tok = self.tokenizer
         self.eot_id = int(tok["eot_id"])
         self.vocab_size = int(tok["vocab_size"])
-        self.blocks = index_blocks(out_dir, self.manifest)
-        self.total_tokens = sum(b.tokens for b in self.blocks)
-        self._position = 0  # windows of this rank already yielded in self.epoch
-        self._files = _FileCache(out_dir, [f["path"] for f in self.manifest["files"]])
+        self.natural_tokens = [s.tokens for s in self.sources]
+        self.weights = weight_list
+        self.quotas = quotas(self.natural_tokens, weight_list, epoch_tokens)
+        self.total_tokens = sum(self.quotas)  # the epoch stream's length
+        self._segments: list[tuple[int, int]] = [(0, self.total_tokens)]
+        self._position = 0  # windows of this rank already yielded in the current cut
+        self._consumed_before = np.zeros(len(self.sources), dtype=np.int64)  # all ranks
+        self._rank_tokens = np.zeros(len(self.sources), dtype=np.int64)  # this rank
+        self._plan: EpochPlan | None = None
+        self._files = [_FileCache(s) for s in self.sources]
+        if len(self) == 0:
+            w = self.window
+            raise OutputError(
+                f"rank {rank} of world_size {world_size} would get no window: the epoch has "
+                f"{self.total_tokens:,} tokens = {self.total_tokens // w:,} windows of "
+                f"seq_len + 1 = {w} tokens, fewer than world_size. Use a smaller seq_len "
+                f"(at most {max(0, self.total_tokens // world_size - 1):,}), fewer ranks, "
+                "or more data"
+            )
+        self._open_first_file()
 
-    # ----- the plan (pure functions of seed, epoch, rank; no token is read) -----
+    # ----- the cut (pure functions of the segments, world_size, rank) -----
     @property
     def window(self) -> int:
         return self.seq_len + 1
 
-    def _rank_range(self) -> tuple[int, int]:
-        """[first, end) window indices of this rank in the epoch stream."""
-        total = self.total_tokens
+    def _remaining(self) -> int:
+        return sum(b - a for a, b in self._segments)
+
+    def _rank_windows(self, rank: int | None = None) -> tuple[int, int]:
+        """[first, end) window indices of ``rank`` (default: this one) in the current cut."""
+        r = self.rank if rank is None else rank
+        total = self._remaining()
         if self.drop_last:
             n = (total // self.window) // self.world_size
-            return self.rank * n, (self.rank + 1) * n
+            return r * n, (r + 1) * n
         num = -(-total // self.window)
         base, extra = divmod(num, self.world_size)
-        first = self.rank * base + min(self.rank, extra)
-        return first, first + base + (1 if self.rank < extra else 0)
+        first = r * base + min(r, extra)
+        return first, first + base + (1 if r < extra else 0)
 
     def __len__(self) -> int:
-        first, end = self._rank_range()
+        first, end = self._rank_windows()
         return end - first
 
-    def _groups(self, epoch: int) -> list[list[Block]]:
-        order = list(range(len(self.blocks)))
-        if self.shuffle:
-            rng = np.random.default_rng([self.seed, epoch, _SEED_TAG_BLOCKS])
-            order = [int(i) for i in rng.permutation(len(self.blocks))]
-        k = self.shuffle_blocks
-        return [[self.blocks[i] for i in order[s : s + k]] for s in range(0, len(order), k)]
+    @property
+    def position(self) -> int:
+        """Windows this rank has yielded in the current cut (``len(self)`` at its end)."""
+        return self._position
 
-    def _group_tokens(self, epoch: int, g: int, group: list[Block]) -> np.ndarray:
-        """The group's documents, permuted (seeded by seed, epoch, group), concatenated."""
-        pieces: list[np.ndarray] = []
-        for block in group:
-            values, offsets = self._files.read_block(block)
-            pieces.extend(values[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1))
-        if self.shuffle and len(pieces) > 1:
-            rng = np.random.default_rng([self.seed, epoch, _SEED_TAG_DOCS, g])
-            pieces = [pieces[int(i)] for i in rng.permutation(len(pieces))]
-        if not pieces:
+    def _ranges(self, first: int, end: int) -> list[tuple[int, int]]:
+        """Stream ranges of windows ``[first, end)`` of the current cut."""
+        stop = min(end * self.window, self._remaining())
+        return map_ranges(self._segments, first * self.window, stop)
+
+    def plan(self) -> EpochPlan:
+        """The current epoch's plan (computed once per epoch)."""
+        if self._plan is None or self._plan.epoch != self.epoch:
+            self._plan = EpochPlan(
+                self.sources,
+                self.quotas,
+                seed=self.seed,
+                epoch=self.epoch,
+                shuffle=self.shuffle,
+                shuffle_blocks=self.shuffle_blocks,
+            )
+        return self._plan
+
+    def _open_first_file(self) -> None:
+        """Open (and schema-check) the first file this rank reads; it stays in the cache."""
+        first, end = self._rank_windows()
+        ranges = self._ranges(first + self._position, end)
+        if ranges:
+            plan = self.plan()
+            i = plan.piece_at(ranges[0][0])
+            file, _ = plan.piece_blocks(i)[0]
+            self._files[int(plan.src[i])].get(file)
+
+    # ----- reading -----
+    def _piece_tokens(self, plan: EpochPlan, i: int) -> np.ndarray:
+        """Piece ``i``: its group's documents, permuted, concatenated, cut to its length."""
+        values, lengths = [], []
+        cache = self._files[int(plan.src[i])]
+        for file, rg in plan.piece_blocks(i):
+            v, offsets = cache.read_block(file, rg)
+            values.append(v)
+            lengths.append(np.diff(offsets))
+        if not values:
             return np.zeros(0, dtype=np.int64)
-        return np.concatenate(pieces).astype(np.int64)
+        flat = np.concatenate(values)
+        lens = np.concatenate(lengths)
+        perm = plan.doc_permutation(i, len(lens))
+        if perm is not None:
+            starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+            new_lens = lens[perm]
+            new_starts = np.concatenate([[0], np.cumsum(new_lens)[:-1]])
+            gather = np.repeat(starts[perm] - new_starts, new_lens) + np.arange(len(flat))
+            flat = flat[gather]
+        return flat[: int(plan.length[i])].astype(np.int64)
+
+    def _chunks(self, ranges: list[tuple[int, int]]) -> Iterator[tuple[int, np.ndarray]]:
+        """(source, tokens) covering ``ranges`` in order; one piece in memory at a time."""
+        plan = self.plan()
+        cached, tokens = -1, np.zeros(0, dtype=np.int64)
+        for a, b in ranges:
+            pos = a
+            i = plan.piece_at(pos)
+            while pos < b:
+                if i != cached:
+                    cached, tokens = -1, np.zeros(0, dtype=np.int64)  # free the old one first
+                    tokens, cached = self._piece_tokens(plan, i), i
+                p0 = int(plan.starts[i])
+                hi = min(b, p0 + int(plan.length[i]))
+                yield int(plan.src[i]), tokens[pos - p0 : hi - p0]
+                pos = hi
+                i += 1
 
     # ----- iteration -----
     def __iter__(self) -> Iterator[Any]:
-        epoch = self.epoch
-        first, end = self._rank_range()
-        start_w = first + self._position
-        if start_w >= end:
+        first, end = self._rank_windows()
+        if first + self._position >= end:
             self._next_epoch()
             return
-        groups = self._groups(epoch)
-        sizes = np.array([sum(b.tokens for b in grp) for grp in groups], dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(sizes)])
-        pos = start_w * self.window  # global token offset of the next window
-        stop = min(end * self.window, self.total_tokens)
-        g = int(np.searchsorted(starts, pos, side="right") - 1)
-        buf = np.zeros(0, dtype=np.int64)
-        buf_start = pos  # global stream offset of buf[0]
-        while pos < stop:
-            need_end = min(pos + self.window, stop)
-            while buf_start + len(buf) < need_end:
-                chunk = self._group_tokens(epoch, g, groups[g])
-                if len(buf) == 0:
-                    buf, buf_start = chunk, int(starts[g])
-                else:
-                    # groups are loaded in order, so chunk continues buf; keep only what is
-                    # still needed: memory stays about one group plus one window
-                    buf = np.concatenate([buf[pos - buf_start :], chunk])
-                    buf_start = pos
-                g += 1
-            lo = pos - buf_start
-            seq = buf[lo : lo + (need_end - pos)]
-            pos = need_end
-            self._position += 1
-            if self.return_boundaries:
-                yield seq, np.flatnonzero(seq == self.eot_id).astype(np.int64)
-            else:
-                yield seq
+        w = self.window
+        pending: list[np.ndarray] = []
+        counts = np.zeros(len(self.sources), dtype=np.int64)
+        have = 0
+        for src, chunk in self._chunks(self._ranges(first + self._position, end)):
+            while len(chunk):
+                take = min(len(chunk), w - have)
+                pending.append(chunk[:take])
+                counts[src] += take
+                chunk = chunk[take:]
+                have += take
+                if have == w:
+                    yield self._emit(pending, counts)
+                    pending, have = [], 0
+                    counts = np.zeros(len(self.sources), dtype=np.int64)
+        if pending:  # drop_last=False: the stream's last, shorter window
+            yield self._emit(pending, counts)
         self._next_epoch()
 
+    def _emit(self, pending: list[np.ndarray], counts: np.ndarray) -> Any:
+        seq = pending[0] if len(pending) == 1 else np.concatenate(pending)
+        self._position += 1
+        self._rank_tokens += counts
+        if self.return_boundaries:
+            return seq, np.flatnonzero(seq == self.eot_id).astype(np.int64)
+        return seq
+
+    def _consumed_in_cut(self, position: int) -> np.ndarray:
+        """Tokens per source all ranks consumed in the current cut at ``position`` windows."""
+        ranges = []
+        for r in range(self.world_size):
+            first, end = self._rank_windows(r)
+            ranges += self._ranges(first, min(end, first + position))
+        return self.plan().tokens_by_source(ranges)
+
     def _next_epoch(self) -> None:
+        first, end = self._rank_windows()
+        self._consumed_before += self._consumed_in_cut(end - first)
         self.epoch += 1
         self._position = 0
+        self._segments = [(0, self.total_tokens)]
 
     def set_epoch(self, epoch: int) -> None:
         """Start ``epoch`` from its first window (call between epochs, like DistributedSampler)."""
         self.epoch = epoch
         self._position = 0
+        self._segments = [(0, self.total_tokens)]
+
+    # ----- accounting -----
+    def _source_dict(self, values: np.ndarray) -> dict[str, int]:
+        return {s.name: int(v) for s, v in zip(self.sources, values, strict=True)}
+
+    def summary(self) -> dict[str, Any]:
+        """Per-source accounting for a training log (JSON-able; exact to the token).
+
+        ``consumed_tokens``: all ranks together since epoch 0 (this loader's history and the
+        states it resumed from); ``rank_tokens``: what this rank's loader yielded.
+        """
+        consumed = self._consumed_before + self._consumed_in_cut(self._position)
+        total = max(1, int(consumed.sum()))
+        sources = {}
+        for i, s in enumerate(self.sources):
+            natural, quota = self.natural_tokens[i], self.quotas[i]
+            sources[s.name] = {
+                "path": s.out_dir,
+                "weight": None if self.weights is None else self.weights[i] / sum(self.weights),
+                "natural_tokens": natural,
+                "epoch_tokens": quota,
+                "repeats_per_epoch": round(quota / natural, 6) if natural else 0.0,
+                "consumed_tokens": int(consumed[i]),
+                "consumed_share": round(int(consumed[i]) / total, 6),
+                "rank_tokens": int(self._rank_tokens[i]),
+            }
+        return {
+            "epoch": self.epoch,
+            "position": self._position,
+            "windows_this_cut": len(self),
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "epoch_tokens": self.total_tokens,
+            "sources": sources,
+        }
 
     # ----- checkpointing -----
-    def state_dict(self) -> dict[str, Any]:
-        """Where this rank is: enough to continue with the very next window after a restart."""
+    def state_dict(self, position: int | None = None) -> dict[str, Any]:
+        """Where training is: enough to continue with the very next window after a restart,
+        under the same or another ``world_size``. ``position`` overrides the windows yielded
+        (the torch adapter's batches-consumed view)."""
+        pos = self._position if position is None else position
         return {
             "format": STATE_FORMAT,
             "epoch": self.epoch,
-            "position": self._position,
+            "position": pos,
             "seed": self.seed,
             "seq_len": self.seq_len,
             "rank": self.rank,
@@ -292,31 +407,89 @@ class TokenLoader:
             "shuffle_blocks": self.shuffle_blocks,
             "drop_last": self.drop_last,
             "total_tokens": self.total_tokens,
+            "sources": [
+                {"name": s.name, "tokens": n, "epoch_tokens": q}
+                for s, n, q in zip(self.sources, self.natural_tokens, self.quotas, strict=True)
+            ],
+            "segments": [[a, b] for a, b in self._segments],
+            "consumed_tokens": self._source_dict(
+                self._consumed_before + self._consumed_in_cut(pos)
+            ),
+            "rank_tokens": self._source_dict(self._rank_tokens),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from ``state``; refuse one from a loader that cuts the stream differently."""
-        if state.get("format") != STATE_FORMAT:
-            raise OutputError(f"loader state format {state.get('format')!r} != {STATE_FORMAT!r}")
-        for key in (
-            "seed",
-            "seq_len",
-            "rank",
-            "world_size",
-            "shuffle",
-            "shuffle_blocks",
-            "drop_last",
-            "total_tokens",
-        ):
+    def _check_state(self, state: dict[str, Any]) -> None:
+        fmt = state.get("format")
+        if fmt not in (STATE_FORMAT, _OLD_STATE_FORMAT):
+            raise OutputError(f"loader state format {fmt!r} != {STATE_FORMAT!r}")
+        if fmt == _OLD_STATE_FORMAT and (len(self.sources) > 1 or self.weights is not None):
+            raise OutputError("a single-output loader state cannot resume a mixture")
+        keys = ["seed", "seq_len", "shuffle", "shuffle_blocks", "drop_last", "total_tokens"]
+        if fmt == _OLD_STATE_FORMAT or not self.drop_last:
+            keys += ["rank", "world_size"]  # exact resume only
+        for key in keys:
             if state[key] != getattr(self, key):
                 raise OutputError(
                     f"loader state has {key}={state[key]!r} but this loader has "
                     f"{getattr(self, key)!r}; resuming would repeat or skip tokens. Build the "
-                    f"loader with the same arguments (and the same output folder)"
+                    f"loader with the same arguments (and the same output folders)"
+                    + (
+                        "; a new world_size needs drop_last=True"
+                        if key in ("rank", "world_size")
+                        else ""
+                    )
                 )
+        if fmt == STATE_FORMAT:
+            mine = self.state_dict(0)["sources"]
+            if state["sources"] != mine:
+                raise OutputError(
+                    f"loader state is for sources {state['sources']} but this loader reads "
+                    f"{mine}; resuming would repeat or skip tokens"
+                )
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (any rank's); refuse one that cuts the stream differently.
+
+        Same ``world_size`` and ``rank``: the next window of that rank. Another world size or
+        rank assignment (``drop_last=True``): what all ranks consumed is taken out and the rest
+        of the epoch is cut for this world (docs/training.md, "Elastic resume").
+        """
+        self._check_state(state)
         self.epoch = int(state["epoch"])
-        self._position = int(state["position"])
+        segments = [(int(a), int(b)) for a, b in state.get("segments", [[0, self.total_tokens]])]
+        position = int(state["position"])
+        names = [s.name for s in self.sources]
+        before = state.get("consumed_tokens")
+        self._segments = segments
+        if state["world_size"] == self.world_size and state["rank"] == self.rank:
+            self._position = position
+            self._consumed_before = np.zeros(len(names), dtype=np.int64)
+            if before is not None:
+                self._consumed_before = np.array([before[n] for n in names], np.int64)
+                self._consumed_before -= self._consumed_in_cut(position)
+                self._rank_tokens = np.array(
+                    [state.get("rank_tokens", {}).get(n, 0) for n in names], np.int64
+                )
+            return
+        # Elastic: cut what the old world consumed out of the segments.
+        old = (self.world_size, self.rank)
+        self.world_size, self.rank = int(state["world_size"]), int(state["rank"])
+        try:
+            kept, cursor = [], 0
+            for r in range(self.world_size):
+                first, end = self._rank_windows(r)
+                kept.append((cursor, first * self.window))  # rank r-1's unused windows
+                cursor = min(end, first + position) * self.window
+            kept.append((cursor, self._remaining()))  # the last rank's, and the remainder
+        finally:
+            self.world_size, self.rank = old
+        # the state's consumed_tokens already count the old world's windows (new cut: none)
+        self._consumed_before = np.array([(before or {})[n] for n in names], np.int64)
+        self._segments = merge_ranges([g for a, b in kept for g in map_ranges(segments, a, b)])
+        self._position = 0
+        self._rank_tokens = np.zeros(len(names), dtype=np.int64)
 
     def close(self) -> None:
         """Close open file handles (also done when the loader is garbage-collected)."""
-        self._files.close()
+        for cache in self._files:
+            cache.close()

@@ -10,7 +10,7 @@ batches (decoding cost × K, memory per worker as in ``TokenLoader``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,13 +28,15 @@ class TokenIterableDataset(IterableDataset):
     document number of each input position within its window (starts at 0, +1 after each EOT),
     so ``(seg[:, :, None] == seg[:, None, :]) & causal`` is the intra-document attention mask.
     The last batch of an epoch may be smaller than ``batch_size`` (all ranks alike). Windows
-    follow ``TokenLoader(drop_last=True)``. With ``num_workers > 0`` call ``set_epoch`` before
-    each epoch (the workers' copies cannot advance the main process's epoch).
+    follow ``TokenLoader(drop_last=True)`` (so a state resumes under another world size too);
+    ``out_dir``, ``weights`` and ``epoch_tokens`` are ``TokenLoader``'s (one output or a
+    mixture). With ``num_workers > 0`` call ``set_epoch`` before each epoch (the workers'
+    copies cannot advance the main process's epoch). A rank with no window is refused here.
     """
 
     def __init__(
         self,
-        out_dir: str,
+        out_dir: str | Sequence[str] | Mapping[str, str],
         seq_len: int,
         batch_size: int,
         *,
@@ -45,6 +47,8 @@ class TokenIterableDataset(IterableDataset):
         return_boundaries: bool = False,
         shuffle: bool = True,
         shuffle_blocks: int = 4,
+        weights: Sequence[float] | Mapping[str, float] | None = None,
+        epoch_tokens: int | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -58,6 +62,8 @@ class TokenIterableDataset(IterableDataset):
             # equal-length windows only (stackable); the remainder rule is TokenLoader's
             "drop_last": True,
             "shuffle_blocks": shuffle_blocks,
+            "weights": weights,
+            "epoch_tokens": epoch_tokens,
         }
         self.out_dir, self.seq_len, self.return_boundaries = out_dir, seq_len, return_boundaries
         # Built in the main process too: validates the output early and gives len().
@@ -68,7 +74,7 @@ class TokenIterableDataset(IterableDataset):
 
     def __len__(self) -> int:
         """Batches per epoch for this rank (from the current position on)."""
-        remaining = len(self._loader) - self._loader.state_dict()["position"]
+        remaining = len(self._loader) - self._loader.position
         return -(-remaining // self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
@@ -76,10 +82,14 @@ class TokenIterableDataset(IterableDataset):
         self._loader.set_epoch(epoch)
 
     def state_after(self, batches: int) -> dict[str, Any]:
-        """Loader state after the trainer has consumed ``batches`` batches of this epoch."""
-        state = self._loader.state_dict()
-        state["position"] = min(len(self._loader), state["position"] + batches * self.batch_size)
-        return state
+        """Loader state after the trainer has consumed ``batches`` batches of this epoch
+        (with the per-source accounting of exactly those windows)."""
+        position = self._loader.position + batches * self.batch_size
+        return self._loader.state_dict(position=min(len(self._loader), position))
+
+    def summary(self) -> dict[str, Any]:
+        """Per-source accounting of the loader in this process (see ``TokenLoader.summary``)."""
+        return self._loader.summary()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a state made by ``state_after`` (or ``TokenLoader.state_dict``)."""
