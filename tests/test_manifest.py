@@ -136,3 +136,20 @@ def test_rewrite_helpers_recount_a_changed_file(tmp_path):
         f["tokens"] for f in new["files"]
     )
     assert new["files"][0]["sha256"] != m["files"][0]["sha256"]
+
+
+def test_dataproc_remove_keeps_per_row_group_counts(tmp_path):
+    from dataproc.remove import remove_documents
+    from dataproc.verify import verify_output
+
+    out = tmp_path / "out"
+    make_output(str(out), [30, 20], config=OutputConfig(row_group_rows=8))
+    req = tmp_path / "ids.txt"
+    req.write_text("\n".join(f"doc-0-{i}" for i in range(0, 30, 3)) + "\n")
+    remove_documents(str(out), str(req), "ids")
+    m = read_manifest(str(out))
+    assert has_row_group_counts(m) and m["files"][0]["rows"] == 20
+    for f in m["files"]:
+        rows, tokens = read_row_group_counts(str(out), f["path"])
+        assert (f["row_group_rows"], f["row_group_tokens"]) == (rows, tokens)
+    assert verify_output(str(out)).ok
