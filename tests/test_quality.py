@@ -27,9 +27,10 @@ from dataproc.stages.quality import (
     _paragraphs,
     _RepeatedNgrams,
     count_sentences,
+    ngram_denominator,
     quality_stages,
 )
-from dataproc.stages.text_utils import _WORD_TOKEN_RE, split_words
+from dataproc.stages.text_utils import _WORD_TOKEN_RE, split_words, words_of
 
 _VOCAB = [
     "river",
@@ -593,3 +594,55 @@ def test_words_of_is_split_words_cached() -> None:
     assert words_of(b) == ("other", "text")
     assert words_of(a) == tuple(split_words(a))  # a different text evicts the cached one
     assert words_of(b) is words_of(b)
+
+
+# -- n-gram fractions stay within [0, 1] (issue 13, item 12) -----------------------------------
+
+# CJK, kana, Thai (no spaces between words), Latin words, spaces, newlines and punctuation.
+_MIXED_PIECES = st.sampled_from(
+    ["哈", "你好", "。", "の", "ですね", "สวัสดี", "ครับ", "a", "bb ", "ccc ", " ", "\n", ", ", "好 "]
+)
+
+
+def _fractions(text: str) -> list[float]:
+    grams = _RepeatedNgrams(words_of(text))
+    whole = ngram_denominator(len(text), grams)
+    out = []
+    for n in range(1, 13):
+        out.append(grams.dup_chars(n) / whole)
+        out.append(min(1.0, grams.top_chars(n) / whole))
+    return out
+
+
+def test_duplicated_ngram_fraction_on_repetitive_cjk_is_at_most_one() -> None:
+    text = "哈" * 2000  # before: duplicated 5-gram fraction 1.8 (5 chars + 4 "spaces" per 5)
+    grams = _RepeatedNgrams(words_of(text))
+    frac = grams.dup_chars(5) / ngram_denominator(len(text), grams)
+    # 9 of every 10 joined characters (the space between two n-grams is in neither), the
+    # same as for "a a a a ..." in English.
+    assert 0.85 < frac <= 1.0
+    # Only the duplicated-n-gram rule, as in the issue: its reported fraction is <= 1.
+    cfg = GopherRepetitionConfig(**_RULES_OFF, max_top_ngram_char_frac={})
+    reject = GopherRepetitionFilter(cfg).process(Document(id="x", url="u", source="s", text=text))
+    assert isinstance(reject, Reject) and reject.reason == "duplicated_5_n_grams"
+    assert 0.85 < float(reject.detail.split()[0]) <= 1.0
+
+
+def test_english_fractions_are_unchanged_by_the_bound() -> None:
+    # Space-separated text: the denominator is the document's length, as in Gopher/datatrove.
+    text = "the cat sat on the mat. " * 30
+    grams = _RepeatedNgrams(words_of(text))
+    assert ngram_denominator(len(text), grams) == len(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.lists(_MIXED_PIECES, min_size=1, max_size=12).map("".join), st.integers(1, 6)),
+        max_size=10,
+    )
+)
+def test_ngram_fractions_stay_within_zero_and_one(blocks: list[tuple[str, int]]) -> None:
+    text = "".join(block * times for block, times in blocks)
+    for frac in _fractions(text):
+        assert 0.0 <= frac <= 1.0, (frac, text)

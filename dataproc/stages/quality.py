@@ -330,6 +330,10 @@ class _RepeatedNgrams:
                 self._repeated[n] = (positions[keep], ids[keep])
         return self._repeated[n]
 
+    def joined_chars(self) -> int:
+        """Length of the words joined by single spaces: the text the n-gram counts measure."""
+        return self._cum_len()[-1] + max(len(self.words) - 1, 0)
+
     def _cum_len(self) -> list[int]:
         """``cum_len[i]``: total length of the first ``i`` words (built on first use)."""
         if self._cum_len_list is None:
@@ -376,6 +380,20 @@ class _RepeatedNgrams:
             return 0
         cum_len = self._cum_len()
         return sum(cum_len[p + n] - cum_len[p] for p in hits) + (n - 1) * len(hits)
+
+
+def ngram_denominator(n_chars: int, ngrams: _RepeatedNgrams) -> int:
+    """What n-gram character counts are divided by: the document's length (Gopher,
+    datatrove), or the words-joined-by-spaces length when that is longer.
+
+    N-gram characters are counted as their words joined by single spaces. In text with
+    spaces or punctuation between words that joined text is never longer than the document,
+    so this is the document's length, as in Gopher. In scripts written without spaces (each
+    CJK or Thai character is a word) the joined text is ~2x the document, and dividing by the
+    document's length gave fractions up to ~2 on repetitive text; dividing by the joined
+    length keeps every fraction within [0, 1].
+    """
+    return max(n_chars, ngrams.joined_chars(), 1)
 
 
 def _doc_language(doc: Document, default: str) -> str | None:
@@ -431,12 +449,14 @@ class GopherRepetitionFilter(Stage):
             return Reject("dup_line_char_frac", f"{dup_chars / n_chars:.3f} of chars")
 
         ngrams = _RepeatedNgrams(words_of(text))
+        whole = ngram_denominator(n_chars, ngrams)
         for n, limit in cfg.max_top_ngram_char_frac.items():
-            frac = ngrams.top_chars(n) / n_chars
+            # Occurrences of the top n-gram may overlap ("ha ha ha"): a fraction caps at 1.
+            frac = min(1.0, ngrams.top_chars(n) / whole)
             if frac > limit:
                 return Reject(f"top_{n}_gram", f"{frac:.3f} > {limit}")
         for n, limit in cfg.max_dup_ngram_char_frac.items():
-            frac = ngrams.dup_chars(n) / n_chars
+            frac = ngrams.dup_chars(n) / whole
             if frac > limit:
                 return Reject(f"duplicated_{n}_n_grams", f"{frac:.3f} > {limit}")
         return doc
