@@ -190,3 +190,29 @@ def test_real_cl100k_tokens_round_trip(tmp_path):
         assert enc.decode(ids[:-1]) == text
     stream = np.concatenate(list(TokenLoader(str(tmp_path), 8, shuffle=False, drop_last=False)))
     assert enc.decode(stream.tolist()) == "<|endoftext|>".join(texts) + "<|endoftext|>"
+
+
+def test_row_groups_are_bounded_in_bytes_and_hold_no_documents(tmp_path):
+    """Long documents: a row group ends at write.row_group_bytes (issue 13, item 6), and the
+    writer keeps only the columns it writes, never the Document (its text can be megabytes)."""
+    docs = make_docs(3, 40, max_len=3000)
+    config = OutputConfig(row_group_rows=1024, row_group_bytes=20_000, keep_text=True)
+    w = TokenShardWriter(str(tmp_path), 3, config, TOKENIZER)
+    for d in docs:
+        w.write(d)
+        assert not any(isinstance(v, type(d)) for v in vars(w._rows).values())
+    files = w.close()
+    pf = pq.ParquetFile(tmp_path / files[0].path)
+    groups = [pf.metadata.row_group(g) for g in range(pf.num_row_groups)]
+    assert len(groups) > 1 and sum(g.num_rows for g in groups) == len(docs)
+    t = pf.read()
+    start = 0
+    for g in groups:
+        sizes = t.column("num_tokens").to_pylist()[start : start + g.num_rows]
+        texts = t.column("text").to_pylist()[start : start + g.num_rows]
+        group_bytes = 4 * sum(sizes) + sum(map(len, texts))
+        # Only the document that crossed the bound may take a group over it.
+        assert group_bytes - 4 * sizes[-1] - len(texts[-1]) < config.row_group_bytes
+        start += g.num_rows
+    assert t.column("id").to_pylist() == [d.id for d in docs]
+    assert t.column("text").to_pylist() == [d.text for d in docs]

@@ -189,3 +189,37 @@ def test_unknown_encoding_names_offline_options(monkeypatch):
     monkeypatch.setattr(tiktoken, "get_encoding", offline)
     with pytest.raises(TokenizerError, match=r"cl100k_base.*o200k_base.*tokenizer\.path"):
         load_encoding(TokenizerConfig(name="p50k_base"))
+
+
+def test_batches_are_bounded_in_characters() -> None:
+    """run_stage closes a tokenizer batch at max_batch_chars (issue 13, item 6): a batch of 256
+    long documents would hold gigabytes; ids are the same whatever the batching."""
+    from dataproc.document import Document
+    from dataproc.stages.base import run_stage
+    from dataproc.stages.tokenize import Tokenizer, TokenizerConfig
+    from dataproc.stats import StageStats
+
+    class Recording(Tokenizer):
+        sizes: list[int] = []
+
+        def process_batch(self, docs):  # type: ignore[no-untyped-def]
+            Recording.sizes.append(sum(len(d.text) for d in docs))
+            return super().process_batch(docs)
+
+    texts = [f"document {i} " + "word " * (100 * (i % 7 + 1)) for i in range(60)]
+
+    def run(max_chars: int | None) -> list[list[int]]:
+        docs = [Document(id=str(i), url="u", source="s", text=t) for i, t in enumerate(texts)]
+        stage = Recording(TokenizerConfig())
+        out = run_stage(stage, docs, StageStats("tokenize"), lambda *a: None, 256, max_chars)
+        return [d.token_ids.tolist() for d in out]
+
+    Recording.sizes = []
+    unbounded = run(None)
+    assert len(Recording.sizes) == 1
+    Recording.sizes = []
+    bounded = run(5000)
+    assert len(Recording.sizes) > 5
+    # A batch closes on the document that reaches the bound.
+    assert all(size < 5000 + max(map(len, texts)) for size in Recording.sizes)
+    assert bounded == unbounded

@@ -2,9 +2,12 @@
 
 One writer per input file writes ``tokens/part-{input_index:06d}-{part:04d}.parquet``: one row
 per document, in the order documents are given (``doc_index`` ascending), rolling over to the
-next ``part`` once ``max_file_bytes`` of token data (4 bytes per token) are in a file. Files are
-written atomically and are byte-identical for identical inputs (no timestamps are written;
-``created_by`` only names the pyarrow version).
+next ``part`` once ``max_file_bytes`` of token data (4 bytes per token) are in a file. A row
+group is written once it holds ``row_group_rows`` documents or ``row_group_bytes`` of token
+data (plus text, when kept), so memory is bounded in bytes however long the documents are; the
+writer keeps only the columns it writes, never the documents. Files are written atomically and
+are byte-identical for identical inputs (no timestamps are written; ``created_by`` only names
+the pyarrow version).
 """
 
 from __future__ import annotations
@@ -248,8 +251,7 @@ class TokenShardWriter:
         self._part = 0
         self._sink: ParquetFileSink | None = None
         self._file_bytes = 0  # token bytes in the current file (the roll-over measure)
-        self._rows: list[Document] = []
-        self._row_arrays: list[np.ndarray] = []
+        self._rows = _RowGroup("text" in self.schema.names)
         self._files: list[TokenFileInfo] = []
         self._closed = False
 
@@ -259,13 +261,15 @@ class TokenShardWriter:
             raise OutputError("TokenShardWriter.write after close()")
         arr = _check_tokens(doc, self.eot_id, self.vocab_size)
         nbytes = arr.size * TOKEN_BYTES
-        open_rows = self._file_bytes > 0 or self._rows
+        open_rows = self._file_bytes > 0 or self._rows.count
         if open_rows and self._file_bytes + nbytes > self.config.max_file_bytes:
             self._finish_file()
-        self._rows.append(doc)
-        self._row_arrays.append(arr)
+        self._rows.add(doc, arr)
         self._file_bytes += nbytes
-        if len(self._rows) >= self.config.row_group_rows:
+        if (
+            self._rows.count >= self.config.row_group_rows
+            or self._rows.nbytes >= self.config.row_group_bytes
+        ):
             self._flush_row_group()
 
     def close(self) -> list[TokenFileInfo]:
@@ -276,14 +280,14 @@ class TokenShardWriter:
         return list(self._files)
 
     def _flush_row_group(self) -> None:
-        if not self._rows:
+        if not self._rows.count:
             return
         if self._sink is None:
             rel = part_name(self.input_index, self._part)
             self._sink = ParquetFileSink(self.out_dir, rel, self.schema, self.config)
-        table = build_table(self._rows, self._row_arrays, self.schema)
-        self._sink.write_table(table, sum(a.size for a in self._row_arrays))
-        self._rows, self._row_arrays = [], []
+        rows, self._rows = self._rows, _RowGroup(self._rows.keep_text)
+        table = rows.table(self.schema)
+        self._sink.write_table(table, rows.tokens)
 
     def _finish_file(self) -> None:
         self._flush_row_group()
@@ -294,28 +298,65 @@ class TokenShardWriter:
         self._file_bytes = 0
 
 
-def build_table(docs: list[Document], arrays: list[np.ndarray], schema: pa.Schema) -> pa.Table:
-    """One row group's Arrow table in the exact column order and types of ``schema``."""
-    lengths = np.fromiter((a.size for a in arrays), dtype=np.int64, count=len(arrays))
-    offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    if offsets[-1] > np.iinfo(np.int32).max:
-        raise OutputError("row group exceeds 2**31 tokens; lower write.row_group_rows")
-    values = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint32)
-    input_ids = pa.ListArray.from_arrays(
-        pa.array(offsets.astype(np.int32)), pa.array(values, type=pa.uint32()), type=TOKEN_LIST_TYPE
-    )
-    columns: dict[str, pa.Array] = {
-        "id": pa.array([d.id for d in docs], pa.string()),
-        "input_ids": input_ids,
-        "num_tokens": pa.array(lengths.astype(np.int32), pa.int32()),
-        "url": pa.array([d.url for d in docs], pa.string()),
-        "language": pa.array([d.language for d in docs], pa.string()),
-        "language_score": pa.array([d.language_score for d in docs], pa.float32()),
-        "crawl": pa.array([d.crawl for d in docs], pa.string()),
-        "warc_date": pa.array([d.warc_date for d in docs], pa.timestamp("us", tz="UTC")),
-        "source": pa.array([d.source for d in docs], pa.string()),
-    }
-    if "text" in schema.names:
-        columns["text"] = pa.array([d.text for d in docs], pa.string())
-    return pa.Table.from_arrays([columns[n] for n in schema.names], schema=schema)
+_META_TYPES: dict[str, pa.DataType] = {
+    "id": pa.string(),
+    "url": pa.string(),
+    "language": pa.string(),
+    "language_score": pa.float32(),
+    "crawl": pa.string(),
+    "warc_date": pa.timestamp("us", tz="UTC"),
+    "source": pa.string(),
+}
+
+
+class _RowGroup:
+    """The columns of one row group being collected: the documents' fields (text only when
+    kept) and their token arrays, with the byte count that bounds the group."""
+
+    def __init__(self, keep_text: bool) -> None:
+        self.keep_text = keep_text
+        self.columns: dict[str, list[Any]] = {name: [] for name in _META_TYPES}
+        self.texts: list[str] = []
+        self.arrays: list[np.ndarray] = []
+        self.tokens = 0
+        self.nbytes = 0  # token bytes, plus text characters when the text is kept
+
+    @property
+    def count(self) -> int:
+        return len(self.arrays)
+
+    def add(self, doc: Document, arr: np.ndarray) -> None:
+        for name, values in self.columns.items():
+            values.append(getattr(doc, name))
+        self.arrays.append(arr)
+        self.tokens += arr.size
+        self.nbytes += arr.size * TOKEN_BYTES
+        if self.keep_text:
+            self.texts.append(doc.text)
+            self.nbytes += len(doc.text)
+
+    def table(self, schema: pa.Schema) -> pa.Table:
+        """This row group's Arrow table in the exact column order and types of ``schema``."""
+        arrays = self.arrays
+        lengths = np.fromiter((a.size for a in arrays), dtype=np.int64, count=len(arrays))
+        offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        if offsets[-1] > np.iinfo(np.int32).max:
+            raise OutputError("row group exceeds 2**31 tokens; lower write.row_group_bytes")
+        values = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint32)
+        input_ids = pa.ListArray.from_arrays(
+            pa.array(offsets.astype(np.int32)),
+            pa.array(values, type=pa.uint32()),
+            type=TOKEN_LIST_TYPE,
+        )
+        columns: dict[str, pa.Array] = {
+            name: pa.array(values_, type)
+            for (name, type), values_ in zip(
+                _META_TYPES.items(), self.columns.values(), strict=True
+            )
+        }
+        columns["input_ids"] = input_ids
+        columns["num_tokens"] = pa.array(lengths.astype(np.int32), pa.int32())
+        if "text" in schema.names:
+            columns["text"] = pa.array(self.texts, pa.string())
+        return pa.Table.from_arrays([columns[n] for n in schema.names], schema=schema)

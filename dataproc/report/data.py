@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -180,13 +181,38 @@ def _load_docs(data: ReportData, layout: OutputLayout) -> None:
     data.docs.files_total = len(files)
     need_crawl = not data.crawls
     for path in _evenly(files, MAX_DOC_FILES):
-        t = _read_columns(path, ["text", "crawl"])
-        if "text" in t.column_names:
-            data.doc_chars.extend(int(x) for x in pc.utf8_length(t.column("text")).to_pylist())
-        if need_crawl and "crawl" in t.column_names:
-            data.crawls.update(c or "unknown" for c in t.column("crawl").to_pylist())
-        data.docs.rows += t.num_rows
+        # Row group by row group: a file's whole text column can be gigabytes.
+        for t in _iter_row_groups(path, ["text", "crawl"]):
+            if "text" in t.column_names:
+                data.doc_chars.extend(pc.utf8_length(t.column("text")).to_pylist())
+            if need_crawl and "crawl" in t.column_names:
+                data.crawls.update(c or "unknown" for c in t.column("crawl").to_pylist())
+            data.docs.rows += t.num_rows
         data.docs.files_read += 1
+
+
+def _iter_row_groups(path: str, wanted: list[str]) -> Iterator[Any]:
+    """The ``wanted`` columns that exist in one Parquet file, one row group at a time."""
+    import pyarrow.parquet as pq
+
+    with fs.open_input(path) as f:
+        pf = pq.ParquetFile(f)
+        names = set(pf.schema_arrow.names)
+        columns = [c for c in wanted if c in names]
+        for g in range(pf.num_row_groups):
+            yield pf.read_row_group(g, columns=columns)
+
+
+def _first_rows(path: str, wanted: list[str], n: int) -> Any:
+    """The first ``n`` rows of a Parquet file, reading only the row groups they are in."""
+    import pyarrow as pa
+
+    tables: list[Any] = []
+    for t in _iter_row_groups(path, wanted):
+        tables.append(t.slice(0, n - sum(x.num_rows for x in tables)))
+        if sum(x.num_rows for x in tables) >= n:
+            break
+    return pa.concat_tables(tables) if tables else None
 
 
 def _load_samples(data: ReportData, layout: OutputLayout) -> None:
@@ -195,20 +221,31 @@ def _load_samples(data: ReportData, layout: OutputLayout) -> None:
     if not files:
         data.sample_note = "no tokenized output files yet"
         return
-    t = _read_columns(
-        files[0], ["id", "url", "language", "crawl", "num_tokens", "input_ids", "text"]
-    ).slice(0, NUM_SAMPLE_DOCS)
-    rows = t.to_pylist()
+    # Only the first row group(s), and only the start of each document's ids and text: a
+    # token file holds up to write.max_file_bytes of tokens.
+    t = _first_rows(
+        files[0],
+        ["id", "url", "language", "crawl", "num_tokens", "input_ids", "text"],
+        NUM_SAMPLE_DOCS,
+    )
+    if t is None:
+        return
+    head = SAMPLE_TEXT_CHARS * 2
+    rows = t.drop_columns([c for c in ("input_ids", "text") if c in t.column_names]).to_pylist()
+    id_lists = t.column("input_ids") if "input_ids" in t.column_names else None
+    texts = t.column("text") if "text" in t.column_names else None
     decode = _decoder(data.manifest)
-    for row in rows:
-        ids = row.get("input_ids") or []
+    for k, row in enumerate(rows):
+        ids = id_lists[k].values.slice(0, head + 1).to_pylist() if id_lists is not None else []
         text: str
         if isinstance(decode, str):
-            text = row.get("text") or ""
+            text = texts[k].as_py()[: SAMPLE_TEXT_CHARS + 1] if texts is not None else ""
+            text = text or ""
             data.sample_note = decode
         else:
             # Every output row ends in the end-of-text token (see CONTRACTS.md): drop it.
-            text = decode.decode(ids[:-1][: SAMPLE_TEXT_CHARS * 2])
+            n = int(row.get("num_tokens") or len(ids))
+            text = decode.decode(ids[: min(head, n - 1)])
         data.samples.append(
             {
                 "id": row.get("id"),

@@ -45,7 +45,8 @@ def _load_removed(path: str) -> dict[int, tuple[int, str]]:
 def _iter_docs(path: str) -> Iterator[Document]:
     with fs.open_input(path) as f:
         pf = pq.ParquetFile(f)
-        for batch in pf.iter_batches(batch_size=1024):
+        # Small batches: 64 documents of 80k words are ~32 MB of text as Python strings.
+        for batch in pf.iter_batches(batch_size=64):
             for row in batch.to_pylist():
                 yield Document(
                     id=row["id"],
@@ -110,6 +111,7 @@ def run_phase3(
         stats.get("tokenize"),
         rejects,
         batch_size=config.tokenizer.batch_size,
+        max_batch_chars=config.tokenizer.max_batch_chars,
     ):
         stats.get("tokenize").counters["tokens"] += len(d.token_ids)
         writer.write(d)

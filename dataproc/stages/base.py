@@ -52,8 +52,13 @@ def run_stage(
     stats: StageStats,
     reject: RejectSink,
     batch_size: int = 1,
+    max_batch_chars: int | None = None,
 ) -> Iterator[Document]:
-    """Run ``stage`` over ``docs``, counting in ``stats`` and sending drops to ``reject``."""
+    """Run ``stage`` over ``docs``, counting in ``stats`` and sending drops to ``reject``.
+
+    With ``batch_size > 1`` documents go to ``process_batch`` in batches that end at
+    ``batch_size`` documents or, if given, once they hold ``max_batch_chars`` characters of
+    text (bounds memory by bytes, not by a count of documents of any length)."""
     if batch_size <= 1:
         for doc in docs:
             stats.docs_in += 1
@@ -71,11 +76,14 @@ def run_stage(
         return
 
     batch: list[Document] = []
+    chars = 0
     for doc in docs:
         batch.append(doc)
-        if len(batch) >= batch_size:
+        chars += len(doc.text)
+        if len(batch) >= batch_size or (max_batch_chars is not None and chars >= max_batch_chars):
             yield from _run_batch(stage, batch, stats, reject)
             batch = []
+            chars = 0
     if batch:
         yield from _run_batch(stage, batch, stats, reject)
 

@@ -1,0 +1,61 @@
+"""Memory is bounded in bytes, not in document counts (issue 13, item 6).
+
+What is checked here is the structure that bounds memory: phase 1 writes survivors in row
+groups as they come, and the report reads only the row groups its samples are in. The peak
+RSS of whole runs on long documents is measured by ``bench/memory_long_docs.py``.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from _output_fixtures import TOKENIZER, make_docs
+
+from dataproc.config import OutputConfig
+from dataproc.document import Document
+from dataproc.io.token_writer import TokenShardWriter
+from dataproc.runner import phase1
+
+
+def test_phase1_writes_survivors_as_they_come(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(phase1, "DOCS_ROW_GROUP_CHARS", 40_000)  # 2 documents
+    sink = io.BytesIO()
+    writer = phase1._DocsWriter(sink)
+    written_before = []
+    for i in range(20):
+        writer.add(Document(id=str(i), url="u", source="s", doc_index=i, text="w " * 10_000))
+        written_before.append(sink.tell())
+    # Bytes reach the file while documents still arrive: nothing waits for the end of the input.
+    assert written_before[3] > 0
+    assert writer.close() == 20
+    pf = pq.ParquetFile(io.BytesIO(sink.getvalue()))
+    assert pf.num_row_groups == 10 and pf.metadata.num_rows == 20
+    assert pf.read().column("doc_index").to_pylist() == list(range(20))
+
+
+def test_report_samples_read_only_the_first_row_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataproc.report import data
+
+    w = TokenShardWriter(str(tmp_path), 0, OutputConfig(row_group_rows=8), TOKENIZER)
+    for d in make_docs(0, 64):
+        w.write(d)
+    path = str(tmp_path / w.close()[0].path)
+    groups_read: list[int] = []
+    real = pq.ParquetFile.read_row_group
+
+    def spy(self, i, *args, **kwargs):  # type: ignore[no-untyped-def]
+        groups_read.append(i)
+        return real(self, i, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    t = data._first_rows(path, ["id", "input_ids"], 5)
+    assert t is not None and t.column("id").to_pylist() == [f"doc-0-{i}" for i in range(5)]
+    assert groups_read == [0]  # not the 7 other row groups
+    groups_read.clear()
+    assert data._first_rows(path, ["id"], 10).num_rows == 10
+    assert groups_read == [0, 1]
