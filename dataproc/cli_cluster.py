@@ -9,6 +9,8 @@ the cluster through the ``RAY_ADDRESS`` Ray Jobs sets.
 
 The job API accepts arbitrary code from whoever reaches it: the default address is
 ``http://127.0.0.1:8265`` (a port-forward or an SSH tunnel to the head node), never a public one.
+Before submitting, ``dataproc submit`` asks the job API whether it requires a Ray token, says
+so, and sends this machine's token when it does (``dataproc.runner.ray_auth``).
 """
 
 from __future__ import annotations
@@ -133,6 +135,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     address = args.address or os.environ.get("RAY_JOB_ADDRESS") or DEFAULT_JOB_ADDRESS
     entrypoint = build_entrypoint(args.run_args)
     runtime_env = build_runtime_env(None if args.no_working_dir else args.working_dir, pip=args.pip)
+    from dataproc.runner.ray_auth import prepare_job_api_auth
+
+    print(f"dataproc: {prepare_job_api_auth(address)}", file=sys.stderr)
     try:
         client = JobSubmissionClient(address)
     except Exception as e:

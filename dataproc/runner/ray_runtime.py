@@ -71,6 +71,9 @@ def ray_session(exec_config: ExecutionConfig) -> Iterator[Any]:
         kwargs["address"] = address
     ray.init(**kwargs)
     try:
+        from dataproc.runner.ray_auth import log_cluster_protection
+
+        log_cluster_protection(ray, address, log)  # loopback, token auth, or a warning
         yield ray
     finally:
         ray.shutdown()
