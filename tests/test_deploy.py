@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -37,7 +36,7 @@ DEPLOY = ROOT / "deploy"
 RAYJOB = DEPLOY / "kuberay-rayjob.yaml"
 LAUNCHER = DEPLOY / "aws-cluster.yaml"
 DOCKERFILE = DEPLOY / "Dockerfile"
-CRD_DIR = DEPLOY / "schemas" / "kuberay"
+CRD_DIR = DEPLOY / "schemas" / "kuberay-v1.7.0"
 CRD_FILES = {"RayJob": "ray.io_rayjobs.yaml", "RayCluster": "ray.io_rayclusters.yaml"}
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRDs are ~2 MB of YAML
 
@@ -61,15 +60,14 @@ def _errors(validator: Any, doc: Any) -> list[str]:
 def _pinned_sha256() -> dict[str, str]:
     """File name -> sha256 from the table in deploy/schemas/SOURCE.md."""
     text = (DEPLOY / "schemas" / "SOURCE.md").read_text(encoding="utf-8")
-    return dict(re.findall(r"`kuberay/([\w.]+\.yaml)` \| \d+ \| `([0-9a-f]{64})`", text))
+    return dict(re.findall(r"`kuberay-[\w.]+/([\w.]+\.yaml)` \| \d+ \| `([0-9a-f]{64})`", text))
 
 
 def _crd_dir() -> Path:
-    """The vendored CRDs; ``DATAPROC_KUBERAY_CRDS`` points elsewhere (same pinned content)."""
-    d = Path(os.environ.get("DATAPROC_KUBERAY_CRDS") or CRD_DIR)
-    if not all((d / f).is_file() for f in CRD_FILES.values()):
-        pytest.skip(f"KubeRay CRDs not vendored in {d}: see deploy/schemas/SOURCE.md")
-    return d
+    """The vendored CRDs (deploy/schemas/SOURCE.md)."""
+    missing = [f for f in CRD_FILES.values() if not (CRD_DIR / f).is_file()]
+    assert not missing, f"KubeRay CRDs missing in {CRD_DIR}: {missing}"
+    return CRD_DIR
 
 
 def _strict(node: Any) -> Any:
@@ -461,11 +459,17 @@ def test_dockerfile_builds_from_a_clean_checkout() -> None:
     build, run = stages
     assert build[0][1].endswith(" AS build")
     tracked = _tracked_files()
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
+    allowed = {line[1:] for line in ignore if line.startswith("!")}
+    assert "*" in ignore, "the build context is an allowlist"
     for word, args in build + run:
         if word != "COPY" or "--from=" in args:
             continue
         *sources, _dest = [a for a in shlex.split(args) if not a.startswith("--")]
         for src in sources:
+            assert src.rstrip("/") in allowed, (
+                f"COPY {src}: not in Dockerfile.dockerignore's allowlist"
+            )
             if tracked is None:
                 assert (ROOT / src).exists(), src
             else:  # a clean checkout has exactly the tracked files (no symlinked dirs' content)
