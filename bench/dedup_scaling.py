@@ -1,41 +1,48 @@
-"""Benchmark: dedup phase 2 (bucket edges + clusters) on synthetic band keys, 1 M → 10 M docs.
+"""Benchmark: the real dedup phase 2 on a local Ray cluster, synthetic band files, 1 M → 30 M docs.
 
-No text is involved: band keys are generated as NumPy arrays with a known duplicate structure
-and written with the real ``BandKeyWriter`` (the phase-1 file format), then the real
-``find_bucket_edges`` (one fresh process per bucket, ``--workers`` at a time) and
-``build_clusters`` (one fresh process) run on them. Each phase reports wall time, peak RSS
-of its worst process, and bytes on disk.
+No text is involved. Band keys, exact keys and MinHash signatures are generated as NumPy arrays
+with a known duplicate structure and written with the real ``BandKeyWriter`` (the phase-1
+on-disk format: one band file per input, 8-bit sketches with every row). Then the real
+``run_phase2`` runs with a Ray executor; every phase-2 task runs in a fresh worker process
+(``max_calls=1``), so its ``ru_maxrss`` is that task's own peak RSS, printed with its wall and
+CPU time.
 
-Duplicate structure: a fraction ``--dup-fraction`` of the documents belong to duplicate
-families (mean size ``--family-size``, spread over all input files). Half of a family's
-members are exact copies (all bands + exact key); the others share a random subset of the
-bands that always includes the family's anchor band, so every family is one cluster and the
-expected number of removed documents is known exactly: sum(family size - 1).
+Duplicate structure (documents are spread over all files by a fixed permutation):
 
-Verification (``--min-similarity``, default 0.7 like ``dedup.min_similarity``; 0 = off, no
-signatures written): each file also gets MinHash signatures (``bands x 8`` values, written
-with the real ``SignatureWriter``) consistent with the band keys. Unique documents get random
-32-bit values; a family has a base signature that exact copies keep; a near member replaces
-``max(10% of the values, one per unshared band)`` values, all in bands it does not share
-(at least one in each). With 14 bands that is at most 12 of 112 values, so any two members
-agree on >= 88/112 (0.79): the family's smallest member matches every other one at 0.7 and
-the expected removed count is unchanged. (Sharing ~half the bands at ~90% agreement is
-also what real MinHash does: 0.9**8 ~ 0.43.)
+- one family of ``--max-family`` K documents, and families whose sizes follow a power law
+  (P(size ≥ s) ∝ 1/s, capped at K) filling ``--dup-fraction`` of the documents. Half of a
+  family's members are exact copies (every band and the exact key equal the family's); the
+  others share the family's anchor band plus a random half of the other bands, and differ from
+  the family's base signature in ``NEAR_CHANGED`` of their values (so any two members agree on
+  ≥ 1 - 2 x 6/112 ≈ 0.89 of positions: verified, and each family is one component);
+- one chain of ``--chain`` L documents: neighbours j, j+1 share one band key and their
+  signatures differ in ~``num_perm / CHAIN_WINDOW`` values (verified); documents more than
+  ``CHAIN_WINDOW`` apart share no value, and no two non-neighbours share a band key. The chain
+  is one component; its two ends have nothing in common;
+- decoy pairs (0.1 % of the unique documents): two documents sharing one band key with
+  unrelated signatures. Verification must reject them (none removed);
+- all other documents unique.
 
-    /work/venv/bin/python bench/dedup_scaling.py --docs 1000000 10000000 --buckets 16 \\
-        --workdir /tmp/dedup-bench
+Expected result (computed here from the structure, not by the code under test): every member
+of a family or of the chain except the structure's smallest doc_index is removed, with that
+smallest doc_index as ``kept``. ``removed_ok`` compares the full removed (doc, kept) lists.
+
+    /work/venv/bin/python bench/dedup_scaling.py --docs 1000000 10000000 --dup-fraction 0.3 \\
+        --max-family 1000000 --chain 100000 --workdir /tmp/dedup-bench --json /tmp/dedup.json
+
+``--cases`` (default on) also times the chain alone (L docs) and the big family alone (K docs).
+Exit status 1 when any removed set differs from the expected one.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import resource
 import shutil
+import sys
 import time
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -43,12 +50,12 @@ import numpy as np
 MIX1 = np.uint64(0x9E3779B97F4A7C15)
 MIX2 = np.uint64(0xBF58476D1CE4E5B9)
 MIX3 = np.uint64(0x94D049BB133111EB)
-EXACT_COL = 15  # key namespace slot for exact keys (bands <= 14 in this bench)
-ROWS = 8  # MinHash values per band: num_perm = bands * ROWS (112 with 14 bands)
-NEAR_REPLACE = 0.1  # share of signature values a near member replaces
-SIG_SALT = np.uint64(0x5151_0000_A5A5_0001)  # signature values
-PICK_SALT = np.uint64(0x5151_0000_A5A5_0002)  # which values near members replace
-SIG_CHUNK = 1 << 14  # docs per signature batch (bounds the generator's temporaries)
+BANDS = 14
+ROWS = 8
+NUM_PERM = BANDS * ROWS
+NEAR_CHANGED = 6  # signature values a near family member changes
+CHAIN_WINDOW = 16  # chain: a value changes every CHAIN_WINDOW steps (staggered by position)
+DECOY_SHARE = 0.001
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
@@ -60,394 +67,314 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-@dataclass
+def _h(*parts: Any) -> np.ndarray:
+    """Hash of broadcast uint64 arrays/ints (a keyed SplitMix chain)."""
+    acc = np.uint64(0x1234567)
+    for p in parts:
+        acc = splitmix64(np.asarray(acc, dtype=np.uint64) ^ np.asarray(p, dtype=np.uint64))
+    return np.asarray(acc, dtype=np.uint64)
+
+
 class Plan:
-    docs: int
-    docs_per_file: int
-    bands: int
-    dup_fraction: float
-    family_size: float
-    seed: int
+    """The synthetic corpus: who is in which structure (all derived from the doc number)."""
 
-    @property
-    def files(self) -> int:
-        return -(-self.docs // self.docs_per_file)
+    def __init__(self, docs: int, dup_fraction: float, max_family: int, chain: int, dpf: int):
+        self.docs, self.dpf = docs, dpf
+        self.files = -(-docs // dpf)
+        self.chain = min(chain, docs)
+        rng = np.random.default_rng(7)
+        budget = max(0, int(docs * dup_fraction) - self.chain)
+        sizes = [min(max_family, budget)] if max_family >= 2 and budget >= 2 else []
+        left = budget - sum(sizes)
+        while left >= 2:
+            s = int(min(max_family, left, max(2, 2 / (1 - rng.random()))))  # P(≥s) ∝ 1/s
+            sizes.append(s)
+            left -= s
+        self.sizes = np.array(sizes, dtype=np.int64)
+        self.fam_start = np.concatenate(([0], np.cumsum(self.sizes)))
+        self.dups = int(self.fam_start[-1])
+        # A permutation of [0, docs): position p = (g * A + B) mod docs with gcd(A, docs) = 1.
+        a = 0x9E3779B1 % docs or 1
+        while np.gcd(a, docs) != 1:
+            a += 1
+        self.a, self.b = a, 12345 % docs
 
-    @property
-    def families(self) -> int:
-        return max(1, round(self.docs * self.dup_fraction / self.family_size))
+    def position(self, g: np.ndarray) -> np.ndarray:
+        # a < docs < 2**32: g * a + b fits in uint64.
+        gu = g.astype(np.uint64)
+        return ((gu * np.uint64(self.a) + np.uint64(self.b)) % np.uint64(self.docs)).astype(
+            np.int64
+        )
 
+    def roles(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(family id or -1, chain position or -1, member rank in its family) per doc."""
+        p = self.position(g)
+        chain = np.where(p < self.chain, p, -1)
+        q = p - self.chain
+        in_fam = (q >= 0) & (q < self.dups)
+        fam = np.where(in_fam, np.searchsorted(self.fam_start, q, side="right") - 1, -1)
+        rank = np.where(in_fam, q - self.fam_start[fam.clip(0)], -1)
+        return fam, chain, rank
 
-def _family_of(plan: Plan, g: np.ndarray) -> np.ndarray:
-    """Family id of each global doc number, or -1 for a unique document."""
-    salt = np.uint64(plan.seed * 1_000_003)
-    r = splitmix64(g ^ salt)
-    in_family = (r >> np.uint64(11)).astype(np.float64) / float(1 << 53) < plan.dup_fraction
-    fam = (splitmix64(r) % np.uint64(plan.families)).astype(np.int64)
-    return np.where(in_family, fam, -1)
-
-
-def _file_docs(plan: Plan, file_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Global doc numbers of a file, their family (-1: unique) and which bands they share.
-
-    ``share`` is ``(n, bands + 1)``: column ``j < bands`` says whether the document's band j
-    equals its family's; the last column marks exact copies (which share everything).
-    """
-    start = file_index * plan.docs_per_file
-    stop = min(plan.docs, start + plan.docs_per_file)
-    g = np.arange(start, stop, dtype=np.uint64)
-    fam = _family_of(plan, g)
-    cols = np.arange(plan.bands + 1, dtype=np.uint64)
-    member = fam >= 0
-    r = splitmix64(g ^ np.uint64(0xABCDEF))
-    exact_member = member & ((r & np.uint64(1)) == 1)
-    # Near members share each band with probability 1/2, plus the family's anchor band.
-    bits = (r[:, None] >> (cols[None, :] + np.uint64(1))) & np.uint64(1)
-    share = exact_member[:, None] | (member[:, None] & (bits == 1))
-    share[:, -1] = exact_member
-    anchor = (fam.clip(0) % plan.bands).astype(np.int64)
-    share[np.flatnonzero(member), anchor[member]] = True
-    return g, fam, share
+    def doc_id(self, g: np.ndarray) -> np.ndarray:
+        g = g.astype(np.uint64)
+        f = g // np.uint64(self.dpf)
+        return (f << np.uint64(32)) | (g - f * np.uint64(self.dpf))
 
 
-def _family_ident(plan: Plan, fam: np.ndarray) -> np.ndarray:
-    """Identity a family's shared content is keyed by: above every doc number."""
-    return np.uint64(plan.docs) + fam.clip(0).astype(np.uint64)
-
-
-def _keys_for_file(
-    plan: Plan, file_index: int, g: np.ndarray, fam: np.ndarray, share: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    cols = np.arange(plan.bands + 1, dtype=np.uint64)
-    cols[-1] = EXACT_COL
-    # Unique content: keyed by the doc itself; family content: keyed by the family.
-    own = splitmix64((g[:, None] << np.uint64(4)) | cols[None, :])
-    fam_id = _family_ident(plan, fam)[:, None]
-    shared = splitmix64((fam_id << np.uint64(4)) | cols[None, :])
-    keys = np.where(share, shared, own)
-    start = np.uint64(file_index * plan.docs_per_file)
-    docs = (np.uint64(file_index) << np.uint64(32)) | (g - start)
-    return docs, keys[:, :-1], keys[:, -1].copy()
-
-
-def _sig_values(ident: np.ndarray, num_perm: int, salt: np.uint64 = SIG_SALT) -> np.ndarray:
-    """``(len(ident), num_perm)`` random 32-bit values (as uint64) keyed by doc or family."""
-    perms = np.arange(num_perm, dtype=np.uint64)
-    mixed = splitmix64(((ident[:, None] << np.uint64(8)) | perms[None, :]) ^ salt)
-    return mixed & np.uint64(0xFFFFFFFF)
-
-
-def _near_replaced(g: np.ndarray, shared_bands: np.ndarray) -> np.ndarray:
-    """Which signature values near members replace: ``(n, bands * ROWS)`` bool.
-
-    Only values of bands the member does not share (so shared bands keep the family's rows),
-    at least one per unshared band (so each unshared band really differs), in all
-    ``max(round(NEAR_REPLACE * num_perm), unshared bands)`` of them when there are enough.
-    """
-    n, bands = shared_bands.shape
-    num_perm = bands * ROWS
-    score = _sig_values(g, num_perm, PICK_SALT)  # random order of each member's positions
-    band_of = np.arange(num_perm) // ROWS
-    unshared = ~shared_bands[:, band_of]
-    s3 = score.reshape(n, bands, ROWS)
-    first = (s3 == s3.min(axis=2, keepdims=True)).reshape(n, num_perm)
-    prio = np.where(unshared, np.where(first, 0, 1), 2).astype(np.uint64)
-    rank = np.argsort(np.argsort((prio << np.uint64(32)) | score, axis=1), axis=1)
-    n_unshared = (~shared_bands).sum(axis=1)
-    k = np.minimum(np.maximum(round(NEAR_REPLACE * num_perm), n_unshared), ROWS * n_unshared)
-    return rank < k[:, None]
-
-
-def _signatures(plan: Plan, g: np.ndarray, fam: np.ndarray, share: np.ndarray) -> np.ndarray:
-    """Synthetic MinHash signatures ``(n, bands * ROWS)`` consistent with the families.
-
-    Unique docs: own random values. Family members start from the family's base signature;
-    exact copies keep it, near members replace the values of ``_near_replaced`` with their own.
-    """
-    num_perm = plan.bands * ROWS
-    sigs = _sig_values(g, num_perm)
+def _file_arrays(plan: Plan, f: int) -> tuple[np.ndarray, ...]:
+    lo, hi = f * plan.dpf, min(plan.docs, (f + 1) * plan.dpf)
+    g = np.arange(lo, hi, dtype=np.int64)
+    fam, chain, _ = plan.roles(g)
+    n = len(g)
+    band_ids = np.arange(BANDS, dtype=np.uint64)
+    perm = np.arange(NUM_PERM, dtype=np.uint64)
+    gu = g.astype(np.uint64)[:, None]
+    keys = _h(1, gu, band_ids[None, :])
+    sig = _h(2, gu, perm[None, :]) & np.uint64(0xFFFFFFFF)
+    exact = _h(3, g.astype(np.uint64))
+    # Families: base keys/signature of the family; near members change a few values.
     m = np.flatnonzero(fam >= 0)
-    base = _sig_values(_family_ident(plan, fam[m]), num_perm)
-    own_values = np.zeros(base.shape, dtype=bool)
-    near = ~share[m, -1]
-    own_values[near] = _near_replaced(g[m][near], share[m][near, :-1])
-    sigs[m] = np.where(own_values, sigs[m], base)
-    return sigs
+    if len(m):
+        fid = fam[m].astype(np.uint64)[:, None]
+        fkeys = _h(4, fid, band_ids[None, :])
+        fsig = _h(5, fid, perm[None, :]) & np.uint64(0xFFFFFFFF)
+        is_exact = (_h(6, gu[m, 0]) & np.uint64(1)) == 1
+        share = (_h(7, gu[m], band_ids[None, :]) & np.uint64(1)) == 1
+        share[np.arange(len(m)), (fam[m] % BANDS)] = True
+        share[is_exact] = True
+        keys[m] = np.where(share, fkeys, keys[m])
+        changed = np.zeros((len(m), NUM_PERM), dtype=bool)
+        pick = (
+            _h(8, gu[m], np.arange(NEAR_CHANGED, dtype=np.uint64)[None, :]) % np.uint64(NUM_PERM)
+        ).astype(np.int64)
+        changed[np.arange(len(m))[:, None], pick] = True
+        changed[is_exact] = False
+        band_of = np.arange(NUM_PERM) // ROWS
+        changed &= ~share[:, band_of]  # shared bands keep the family's values (keys agree)
+        sig[m] = np.where(changed, sig[m], fsig)
+        exact[m[is_exact]] = _h(9, fam[m[is_exact]].astype(np.uint64))
+    # Chain: neighbours share band (j mod BANDS); values change every CHAIN_WINDOW steps.
+    c = np.flatnonzero(chain >= 0)
+    if len(c):
+        j = chain[c].astype(np.int64)
+        keys[c] = _h(10, gu[c], band_ids[None, :])
+        prev_b, next_b = (j - 1) % BANDS, j % BANDS
+        has_prev = j > 0
+        keys[c[has_prev], prev_b[has_prev]] = _h(11, (j[has_prev] - 1).astype(np.uint64))
+        keys[c, next_b] = _h(11, j.astype(np.uint64))
+        off = (np.arange(NUM_PERM) * CHAIN_WINDOW) // NUM_PERM
+        epoch = (j[:, None] + off[None, :]) // CHAIN_WINDOW
+        sig[c] = _h(12, perm[None, :], epoch.astype(np.uint64)) & np.uint64(0xFFFFFFFF)
+    # Decoys: unique docs paired by position; a pair shares band 0's key only.
+    u = np.flatnonzero((fam < 0) & (chain < 0))
+    pos = plan.position(g[u]) - plan.chain - plan.dups
+    decoy = pos < int(DECOY_SHARE * plan.docs) * 2
+    keys[u[decoy], 0] = _h(13, (pos[decoy] // 2).astype(np.uint64))
+    return plan.doc_id(g), keys, exact, sig, n
 
 
-def _expected_removed(plan: Plan) -> int:
-    sizes = np.zeros(plan.families, dtype=np.int64)
-    for lo in range(0, plan.docs, 5_000_000):
-        g = np.arange(lo, min(plan.docs, lo + 5_000_000), dtype=np.uint64)
-        fam = _family_of(plan, g)
-        sizes += np.bincount(fam[fam >= 0], minlength=plan.families)
-    return int((sizes[sizes >= 2] - 1).sum())
-
-
-def _maxrss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _current_rss_bytes() -> int:
-    import psutil
-
-    return int(psutil.Process().memory_info().rss)
-
-
-def _rows(files: list[str]) -> int:
-    import pyarrow.parquet as pq
-
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-
-
-def _write_file_task(args: tuple[Plan, int, str, int, bool]) -> dict[str, Any]:
+def write_file(plan: Plan, f: int, work: str) -> int:
     from dataproc.dedup.buckets import BandKeyWriter
     from dataproc.dedup.config import DedupConfig
-    from dataproc.dedup.signatures import SignatureWriter
 
-    plan, file_index, work, buckets, with_sigs = args
-    start = time.perf_counter()
-    g, fam, share = _file_docs(plan, file_index)
-    docs, keys, exact = _keys_for_file(plan, file_index, g, fam, share)
-    num_perm = plan.bands * ROWS
-    cfg = DedupConfig(num_perm=num_perm, bands=plan.bands, rows=ROWS, num_buckets=buckets)
-    w = BandKeyWriter(work, file_index, cfg)
-    w.add_batch(docs, keys, exact)
-    rows = w.close()
-    if with_sigs:
-        sw = SignatureWriter(work, file_index, num_perm)
-        for lo in range(0, len(g), SIG_CHUNK):
-            hi = lo + SIG_CHUNK
-            sw.add_batch(docs[lo:hi], _signatures(plan, g[lo:hi], fam[lo:hi], share[lo:hi]))
-        sw.close()
-    return {"rows": rows, "seconds": time.perf_counter() - start, "maxrss": _maxrss_bytes()}
+    docs, keys, exact, sig, _ = _file_arrays(plan, f)
+    w = BandKeyWriter(work, f, DedupConfig())
+    w.add_batch(docs, keys, exact, sig)
+    return w.close()
 
 
-def _edges_task(args: tuple[list[str], str]) -> dict[str, Any]:
-    from dataproc.dedup.clusters import find_bucket_edges
+def expected(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+    """Expected removed docs and their kept doc, sorted by doc (from the structure alone)."""
+    g = np.arange(plan.docs, dtype=np.int64)
+    fam, chain, _ = plan.roles(g)
+    ids = plan.doc_id(g)
+    group = np.where(fam >= 0, fam + 1, np.where(chain >= 0, 0, -1))
+    sel = np.flatnonzero(group >= 0)
+    grp, doc = group[sel], ids[sel]
+    order = np.lexsort((doc, grp))
+    grp, doc = grp[order], doc[order]
+    first = np.concatenate(([True], grp[1:] != grp[:-1]))
+    kept = doc[np.flatnonzero(first)][np.cumsum(first) - 1]
+    rem = ~first
+    doc, kept = doc[rem], kept[rem]
+    order = np.argsort(doc)
+    return doc[order], kept[order]
 
-    files, out = args
-    base = _current_rss_bytes()
-    start = time.perf_counter()
-    edges = find_bucket_edges(files, out)
-    return {
-        "edges": edges,
-        "rows": _rows(files),
-        "seconds": time.perf_counter() - start,
-        "maxrss": _maxrss_bytes(),
-        "baseline": base,
+
+def measured(fn: Any, *args: Any) -> tuple[Any, dict[str, float]]:
+    """Run one phase-2 step function; return its result and this process's peak RSS/time."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn(*args)
+    return out, {
+        "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "wall": time.perf_counter() - t0,
+        "cpu": time.process_time() - c0,
     }
 
 
-def _clusters_task(args: tuple[list[str], str, str, int, float]) -> dict[str, Any]:
-    from dataproc.dedup.clusters import build_clusters
+def ray_executor(ray: Any, memory: int, log: list[dict[str, Any]], verbose: bool) -> Any:
+    remote = ray.remote(max_calls=1)(measured)
 
-    files, out, sig_dir, num_perm, min_similarity = args
-    base = _current_rss_bytes()
-    start = time.perf_counter()
-    summary = build_clusters(
-        files, out, signatures_dir=sig_dir, num_perm=num_perm, min_similarity=min_similarity
-    )
-    return {
-        "summary": summary.to_dict(),
-        "seconds": time.perf_counter() - start,
-        "maxrss": _maxrss_bytes(),
-        "baseline": base,
-    }
+    def execute(step: str, calls: list[tuple[str, Any, tuple[Any, ...]]]) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        refs = {
+            unit: remote.options(num_cpus=1, memory=memory).remote(fn, *args)
+            for unit, fn, args in calls
+        }
+        out = {}
+        for unit, ref in refs.items():
+            res, m = ray.get(ref)
+            out[unit] = res
+            log.append({"step": step, "unit": unit, **m})
+            if verbose:
+                print(
+                    f"  {step:<22} {unit:>5}  rss {m['rss'] / 2**20:7.1f} MiB  "
+                    f"wall {m['wall']:6.2f} s  cpu {m['cpu']:6.2f} s",
+                    flush=True,
+                )
+        steps = [r for r in log if r["step"] == step]
+        print(
+            f"{step}: {len(calls)} tasks, {time.perf_counter() - t0:.1f} s, max task rss "
+            f"{max(r['rss'] for r in steps) / 2**20:.0f} MiB",
+            flush=True,
+        )
+        return out
 
-
-def _du(path: str) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            total += os.path.getsize(os.path.join(root, f))
-    return total
-
-
-@dataclass
-class Result:
-    docs: int
-    buckets: int
-    min_similarity: float
-    files: int
-    write_seconds: float
-    edges_seconds: float
-    edges_task_seconds: float
-    max_bucket_rows: int
-    clusters_seconds: float
-    phase2_seconds: float
-    edges_peak_rss_mb: float
-    edges_rss_over_baseline_mb: float
-    index_bytes_per_doc: float
-    clusters_peak_rss_mb: float
-    clusters_rss_over_baseline_mb: float
-    band_bytes_on_disk: int
-    sig_bytes_on_disk: int
-    sig_bytes_per_doc: float
-    edge_bytes_on_disk: int
-    removed_bytes_on_disk: int
-    disk_bytes_per_doc: float
-    edges: int
-    removed: int
-    expected_removed: int
-    summary: dict[str, Any]
+    return execute
 
 
-def run_one(
-    docs: int, buckets: int, workdir: str, workers: int, args: argparse.Namespace
-) -> Result:
-    plan = Plan(
-        docs=docs,
-        docs_per_file=args.docs_per_file,
-        bands=args.bands,
-        dup_fraction=args.dup_fraction,
-        family_size=args.family_size,
-        seed=args.seed,
-    )
-    work = os.path.join(workdir, f"docs-{docs}")
+def run_case(name: str, plan: Plan, workdir: str, args: argparse.Namespace) -> dict[str, Any]:
+    import multiprocessing as mp
+
+    import pyarrow.parquet as pq
+    import ray
+
+    from dataproc.dedup.buckets import band_path
+    from dataproc.dedup.clusters import BandSource, run_phase2
+    from dataproc.dedup.config import DedupConfig
+
+    work = os.path.join(workdir, name)
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    # forkserver with the heavy modules preloaded: fresh processes per task (so each one's
-    # ru_maxrss is its own peak) without paying interpreter start-up and imports each time.
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(
-        [
-            "numpy",
-            "pyarrow",
-            "pyarrow.parquet",
-            "dataproc.dedup.clusters",
-            "dataproc.dedup.buckets",
-            "dataproc.dedup.signatures",
-            "dataproc.io.fs",
-        ]
-    )
-
-    # Signatures only when they are checked (min_similarity 0: the old, unverified path).
-    with_sigs = args.min_similarity > 0
     t0 = time.perf_counter()
-    with ctx.Pool(workers, maxtasksperchild=8) as pool:
-        pool.map(_write_file_task, [(plan, i, work, buckets, with_sigs) for i in range(plan.files)])
-    write_seconds = time.perf_counter() - t0
-
-    tasks = []
-    edge_files = []
-    for b in range(buckets):
-        d = os.path.join(work, "bands", f"bucket={b:04d}")
-        files = sorted(os.path.join(d, f) for f in os.listdir(d)) if os.path.isdir(d) else []
-        out = os.path.join(work, "edges", f"bucket={b:04d}.parquet")
-        tasks.append((files, out))
-        edge_files.append(out)
-    t1 = time.perf_counter()
-    # A fresh process per bucket: each one's ru_maxrss is that bucket's peak alone.
-    with ctx.Pool(workers, maxtasksperchild=1) as pool:
-        edge_results = pool.map(_edges_task, tasks, chunksize=1)
-    edges_seconds = time.perf_counter() - t1
-    edges_task_seconds = sum(r["seconds"] for r in edge_results)
-
-    t2 = time.perf_counter()
-    with ctx.Pool(1, maxtasksperchild=1) as pool:
-        cl_args = (
-            edge_files,
-            os.path.join(work, "dedup"),
-            work,
-            plan.bands * ROWS,
-            args.min_similarity,
-        )
-        cl = pool.apply(_clusters_task, (cl_args,))
-    clusters_seconds = time.perf_counter() - t2
-
-    worst = max(edge_results, key=lambda r: r["maxrss"] - r["baseline"])
-    over = worst["maxrss"] - worst["baseline"]
-    band_bytes = _du(os.path.join(work, "bands"))
-    edge_bytes = _du(os.path.join(work, "edges"))
-    removed_bytes = _du(os.path.join(work, "dedup"))
-    sig_bytes = _du(os.path.join(work, "sigs"))
-    summary = cl["summary"]
-    result = Result(
-        docs=docs,
-        buckets=buckets,
-        min_similarity=args.min_similarity,
-        files=plan.files,
-        write_seconds=round(write_seconds, 2),
-        edges_seconds=round(edges_seconds, 2),
-        edges_task_seconds=round(edges_task_seconds, 2),
-        max_bucket_rows=max(r["rows"] for r in edge_results),
-        clusters_seconds=round(clusters_seconds, 2),
-        phase2_seconds=round(edges_seconds + clusters_seconds, 2),
-        edges_peak_rss_mb=round(worst["maxrss"] / 2**20, 1),
-        edges_rss_over_baseline_mb=round(over / 2**20, 1),
-        # Band-index memory of the worst process, per document of the whole run.
-        index_bytes_per_doc=round(over / docs, 1),
-        clusters_peak_rss_mb=round(cl["maxrss"] / 2**20, 1),
-        clusters_rss_over_baseline_mb=round((cl["maxrss"] - cl["baseline"]) / 2**20, 1),
-        band_bytes_on_disk=band_bytes,
-        sig_bytes_on_disk=sig_bytes,
-        sig_bytes_per_doc=round(sig_bytes / docs, 1),
-        edge_bytes_on_disk=edge_bytes,
-        removed_bytes_on_disk=removed_bytes,
-        # Without signatures, so that it compares with earlier runs (see sig_bytes_per_doc).
-        disk_bytes_per_doc=round((band_bytes + edge_bytes + removed_bytes) / docs, 1),
-        edges=int(sum(r["edges"] for r in edge_results)),
-        removed=int(summary["docs_removed"]),
-        expected_removed=_expected_removed(plan),
-        summary=summary,
+    with mp.get_context("spawn").Pool(args.workers) as pool:
+        rows = pool.starmap(write_file, [(plan, f, work) for f in range(plan.files)])
+    write_s = time.perf_counter() - t0
+    band_bytes = sum(os.path.getsize(band_path(work, f)) for f in range(plan.files))
+    print(
+        f"[{name}] {plan.docs:,} docs in {plan.files} files written in {write_s:.0f} s "
+        f"({band_bytes / plan.docs:.0f} B/doc on disk); load {os.getloadavg()}",
+        flush=True,
     )
+    sources = [BandSource(band_path(work, f), f, f, rows[f]) for f in range(plan.files)]
+    cfg = DedupConfig(task_memory=args.task_memory)
+    log: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    summary = run_phase2(
+        sources, [0], list(range(plan.files)), os.path.join(work, "dedup"), cfg,
+        ray_executor(ray, cfg.task_memory, log, args.verbose),
+    )  # fmt: skip
+    phase2 = time.perf_counter() - t0
+    docs, kept = [], []
+    for f in range(plan.files):
+        t = pq.read_table(os.path.join(work, "dedup", "removed", f"{f:06d}.parquet"))
+        docs.append(t.column("doc").to_numpy())
+        kept.append(t.column("kept").to_numpy())
+    got_doc, got_kept = np.concatenate(docs), np.concatenate(kept)
+    want_doc, want_kept = expected(plan)
+    ok = bool(np.array_equal(got_doc, want_doc) and np.array_equal(got_kept, want_kept))
+    objects = sum(len(files) for _, _, files in os.walk(os.path.join(work, "dedup")))
+    result = {
+        "case": name,
+        "docs": plan.docs,
+        "files": plan.files,
+        "max_family": int(plan.sizes.max()) if len(plan.sizes) else 0,
+        "chain": plan.chain,
+        "families": len(plan.sizes),
+        "band_rows": int(sum(rows)),
+        "band_bytes_per_doc": round(band_bytes / plan.docs, 1),
+        "write_seconds": round(write_s, 1),
+        "phase2_seconds": round(phase2, 1),
+        "max_task_rss_bytes": max(r["rss"] for r in log),
+        "max_task_rss_by_step": {
+            s: max(r["rss"] for r in log if r["step"].startswith(s))
+            for s in ("dedup-buckets", "dedup-components", "dedup-removed")
+            if any(r["step"].startswith(s) for r in log)
+        },
+        "task_cpu_seconds": round(sum(r["cpu"] for r in log), 1),
+        "tasks": summary.tasks,
+        "phase2_objects": objects,
+        "removed": len(got_doc),
+        "expected_removed": len(want_doc),
+        "removed_ok": ok,
+        "pairs_rejected": summary.pairs_rejected,
+        "load_after": os.getloadavg(),
+    }
+    print(json.dumps(result), flush=True)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return result
 
 
-def main() -> None:
+def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--docs", type=int, nargs="+", default=[1_000_000], help="run sizes")
-    p.add_argument("--buckets", type=int, default=16, help="dedup.num_buckets")
-    p.add_argument(
-        "--workdir", required=True, help="scratch folder (deleted per run unless --keep)"
-    )
-    p.add_argument("--workers", type=int, default=2, help="processes for files and buckets")
+    p.add_argument("--docs", type=int, nargs="+", default=[1_000_000])
+    p.add_argument("--dup-fraction", type=float, default=0.3)
+    p.add_argument("--max-family", type=int, default=1_000_000)
+    p.add_argument("--chain", type=int, default=100_000)
     p.add_argument("--docs-per-file", type=int, default=100_000)
-    p.add_argument("--bands", type=int, default=14)
-    p.add_argument("--dup-fraction", type=float, default=0.1)
-    p.add_argument("--family-size", type=float, default=3.0)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument(
-        "--min-similarity",
-        type=float,
-        default=0.7,
-        help="dedup.min_similarity for build_clusters (0: no verification, no signatures)",
-    )
+    p.add_argument("--task-memory", type=int, default=1 << 30, help="dedup.task_memory")
+    p.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray cluster")
+    p.add_argument("--workdir", required=True, help="scratch folder")
+    p.add_argument("--json", help="write the results here")
+    p.add_argument("--no-cases", action="store_true", help="skip the chain/family-only runs")
+    p.add_argument("--verbose", action="store_true", help="one line per task")
     p.add_argument("--keep", action="store_true", help="keep the work files")
     args = p.parse_args()
 
-    results = []
-    for n in args.docs:
-        r = run_one(n, args.buckets, args.workdir, args.workers, args)
-        results.append(r)
-        print(json.dumps(asdict(r)), flush=True)
-        if r.removed != r.expected_removed:
-            print(f"WARNING: removed {r.removed} != expected {r.expected_removed}", flush=True)
+    import ray
 
-    cols = [
-        "docs", "buckets", "write_seconds", "edges_seconds", "edges_task_seconds", "clusters_seconds",
-        "phase2_seconds", "edges_peak_rss_mb", "index_bytes_per_doc", "clusters_peak_rss_mb",
-        "disk_bytes_per_doc", "sig_bytes_per_doc", "edges", "removed", "expected_removed",
-    ]  # fmt: skip
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
+    ray.init(num_cpus=args.workers, include_dashboard=False, logging_level="ERROR")
+    results = []
+    try:
+        if not args.no_cases:
+            results.append(
+                run_case(
+                    "chain",
+                    Plan(args.chain, 1.0, 0, args.chain, args.docs_per_file),
+                    args.workdir,
+                    args,
+                )
+            )
+            results.append(
+                run_case(
+                    "family",
+                    Plan(args.max_family, 1.0, args.max_family, 0, args.docs_per_file),
+                    args.workdir,
+                    args,
+                )
+            )
+        for n in args.docs:
+            plan = Plan(n, args.dup_fraction, args.max_family, args.chain, args.docs_per_file)
+            results.append(run_case(f"n{n}", plan, args.workdir, args))
+    finally:
+        ray.shutdown()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    print("| case | docs | phase-2 s | max task RSS MiB | tasks | objects | removed ok |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
-        print("| " + " | ".join(str(getattr(r, c)) for c in cols) + " |")
-    if len(results) >= 2:
-        a, b = results[0], results[-1]
         print(
-            f"phase-2 time ratio {b.docs // a.docs}x docs: "
-            f"{b.phase2_seconds / max(a.phase2_seconds, 1e-9):.2f}x"
+            f"| {r['case']} | {r['docs']:,} | {r['phase2_seconds']} | "
+            f"{r['max_task_rss_bytes'] / 2**20:.0f} | {r['tasks']} | {r['phase2_objects']} | "
+            f"{r['removed_ok']} |"
         )
-    os.makedirs(args.workdir, exist_ok=True)
-    with open(os.path.join(args.workdir, "results.json"), "w") as f:
-        json.dump([asdict(r) for r in results], f, indent=2)
+    return 0 if all(r["removed_ok"] for r in results) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

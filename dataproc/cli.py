@@ -91,6 +91,15 @@ def _build_parser() -> argparse.ArgumentParser:
         "pages whose site disallows an AI agent are dropped (docs/consent.md)",
     )
     run.add_argument(
+        "--dedup-against",
+        dest="dedup_against",
+        nargs="+",
+        default=None,
+        metavar="OUT",
+        help="earlier dataproc outputs: also remove this run's documents that duplicate "
+        "documents they kept (same dedup settings; their _work/ must exist)",
+    )
+    run.add_argument(
         "--sample",
         action="store_true",
         help="generate the bundled sample shard and run on it (output defaults to ./sample-out; "
@@ -201,6 +210,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dataproc.cli_cluster import apply_crawl_args
 
     apply_crawl_args(args, config)  # --crawl/--shards: the crawl's listing becomes the inputs
+    if args.dedup_against:
+        config.dedup.against = list(args.dedup_against)
+    if getattr(args, "shards", None) and not config.dedup.against:
+        print(
+            f"WARNING: --shards {args.shards} dedups only WITHIN this slice: documents that "
+            "duplicate documents of other slices are kept. To dedup across slices, run them "
+            "one after the other with --dedup-against OUT_OF_EACH_EARLIER_SLICE.",
+            file=sys.stderr,
+        )
     if args.output:
         config.output = args.output
     from dataproc.consent.prepare import apply_consent_args

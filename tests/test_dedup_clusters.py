@@ -1,8 +1,9 @@
-"""Band-key files → edges → clusters → removed lists (dataproc.dedup.buckets / clusters)."""
+"""Phase 2 of dedup: band files → verified edges → distributed components → removed lists."""
 
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import random
 from pathlib import Path
@@ -10,24 +11,21 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from dataproc.dedup.buckets import BandKeyWriter, bucket_path
-from dataproc.dedup.clusters import (
-    ClusterSummary,
-    _assign_centers,
-    _components,
-    _size_range,
-    build_clusters,
-    find_bucket_edges,
-)
+import dataproc.dedup.clusters as clusters_mod
+from dataproc.dedup.buckets import BAND_ROW_GROUP, BandKeyWriter, band_path, read_key_range
+from dataproc.dedup.clusters import BandSource, ClusterSummary, plan_buckets, run_phase2
+from dataproc.dedup.components import _components, finish_range, size_range
 from dataproc.dedup.config import DedupConfig
+from dataproc.dedup.edges import write_edges
 from dataproc.dedup.minhash import MinHasher
-from dataproc.dedup.signatures import SignatureWriter, load_signatures
 from dataproc.dedup.writer import DedupWriter
 from dataproc.errors import DedupError
 
-# Two bands of one row each: tests choose band keys by hand.
-SMALL = DedupConfig(num_perm=2, bands=2, rows=1, num_buckets=3)
+# Two bands of one row each: tests choose band keys by hand; no verification.
+SMALL = DedupConfig(num_perm=2, bands=2, rows=1, num_buckets=3, min_similarity=0)
 
 
 def d(input_index: int, ordinal: int) -> int:
@@ -39,31 +37,29 @@ def _write(
     input_index: int,
     rows: list[tuple[int, list[int], int | None]],
     cfg: DedupConfig = SMALL,
+    sigs: list[list[int]] | None = None,
 ) -> int:
     w = BandKeyWriter(str(work), input_index, cfg)
-    for doc, keys, exact in rows:
-        w.add(doc, np.array(keys, dtype=np.uint64), exact)
+    for k, (doc, keys, exact) in enumerate(rows):
+        sig = np.array(sigs[k] if sigs else [7] * cfg.num_perm, dtype=np.uint64)
+        w.add(doc, np.array(keys, dtype=np.uint64), exact, sig)
     return w.close()
 
 
-def _phase2(work: Path, cfg: DedupConfig = SMALL, shuffle: int | None = None) -> ClusterSummary:
-    edge_files = []
-    for b in range(cfg.num_buckets):
-        files = sorted(glob.glob(str(work / "bands" / f"bucket={b:04d}" / "*.parquet")))
-        if shuffle is not None:
-            random.Random(shuffle + b).shuffle(files)
-        out = str(work / "edges" / f"bucket={b:04d}.parquet")
-        find_bucket_edges(files, out)
-        edge_files.append(out)
-    if shuffle is not None:
-        random.Random(shuffle).shuffle(edge_files)
-    return build_clusters(edge_files, str(work / "dedup"))
+def _sources(work: Path, inputs: list[int], rows: int = 10) -> list[BandSource]:
+    return [BandSource(band_path(str(work), i), i, i, rows) for i in inputs]
+
+
+def _phase2(work: Path, inputs: list[int], cfg: DedupConfig = SMALL) -> ClusterSummary:
+    return run_phase2(_sources(work, inputs), [0], inputs, str(work / "dedup"), cfg)
 
 
 def _removed(work: Path) -> dict[int, list[dict]]:
     out = {}
     for f in sorted(glob.glob(str(work / "dedup" / "removed" / "*.parquet"))):
-        out[int(os.path.basename(f)[:6])] = pq.read_table(f).to_pylist()
+        rows = pq.read_table(f).to_pylist()
+        if rows:
+            out[int(os.path.basename(f)[:6])] = rows
     return out
 
 
@@ -94,377 +90,392 @@ def _groups(work: Path) -> None:
     )
 
 
+def _row(doc: int, kept: int, reason: str) -> dict:
+    return {"doc": doc, "kept": kept, "reason": reason, "kept_source": -1}
+
+
 def test_transitive_clusters_keep_min_and_reasons(tmp_path: Path) -> None:
     _groups(tmp_path)
-    summary = _phase2(tmp_path)
+    summary = _phase2(tmp_path, [0, 1])
     assert _removed(tmp_path) == {
-        0: [{"doc": d(0, 3), "kept": d(0, 0), "reason": "near_duplicate"}],
+        0: [_row(d(0, 3), d(0, 0), "near_duplicate")],
         1: [
-            {"doc": d(1, 0), "kept": d(0, 1), "reason": "exact_duplicate"},
+            _row(d(1, 0), d(0, 1), "exact_duplicate"),
             # F is identical to C, but C is removed too: F's text differs from its kept A.
-            {"doc": d(1, 1), "kept": d(0, 0), "reason": "near_duplicate"},
-            {"doc": d(1, 2), "kept": d(0, 0), "reason": "near_duplicate"},
+            _row(d(1, 1), d(0, 0), "near_duplicate"),
+            _row(d(1, 2), d(0, 0), "near_duplicate"),
         ],
     }
-    assert summary.to_dict() == {
+    got = summary.to_dict()
+    assert {k: got[k] for k in ("docs_in_clusters", "clusters", "docs_removed", "removed")} == {
         "docs_in_clusters": 6,
         "clusters": 2,
-        "edges": summary.edges,
-        "split_by_verification": 0,
         "docs_removed": 4,
         "removed": {"exact_duplicate": 1, "near_duplicate": 3},
-        "size_histogram": {"2": 1, "3-4": 1},
-        "max_cluster_size": 4,
     }
-    assert summary.edges >= 4
+    assert got["size_histogram"] == {"2": 1, "3-4": 1}
+    assert got["max_cluster_size"] == 4
+    # Every input of the run gets a removal file, also when nothing is removed from it.
+    assert sorted(os.listdir(tmp_path / "dedup" / "removed")) == [
+        "000000.parquet",
+        "000001.parquet",
+    ]
 
 
-def test_band_files_layout_and_sorting(tmp_path: Path) -> None:
+def test_one_band_file_per_input_sorted_by_key_with_row_group_stats(tmp_path: Path) -> None:
     _groups(tmp_path)
-    rows = 0
-    for f in glob.glob(str(tmp_path / "bands" / "bucket=*" / "*.parquet")):
-        t = pq.read_table(f)
-        assert [str(x) for x in t.schema.types] == ["uint8", "uint64", "uint64"]
-        band, key, doc = (t.column(n).to_numpy() for n in ("band", "key", "doc"))
-        bucket = int(f.split("bucket=")[1][:4])
-        assert (key % SMALL.num_buckets == bucket).all()
-        rows_here = list(zip(band.tolist(), key.tolist(), doc.tolist(), strict=True))
-        assert rows_here == sorted(rows_here)
-        assert set(band.tolist()) <= {0, 1, 2}  # exact key is band id == bands
-        rows += t.num_rows
-    assert rows == 9 * 3
-    assert bucket_path(str(tmp_path), 2, 7).endswith(
-        os.path.join("bands", "bucket=0002", "000007.parquet")
+    assert sorted(os.listdir(tmp_path / "bands")) == ["000000.parquet", "000001.parquet"]
+    t = pq.read_table(tmp_path / "bands" / "000000.parquet")
+    assert [str(x) for x in t.schema.types] == ["uint8", "uint64", "uint64", "fixed_size_binary[2]"]
+    key = t.column("key").to_numpy()
+    assert (np.diff(key.astype(np.float64)) >= 0).all()
+    assert t.num_rows == 5 * 3  # 2 bands + the exact key per document
+    # A key range reads only its rows.
+    _band, key, _doc, sketch, exact_band = read_key_range(
+        band_path(str(tmp_path), 0), 300, 402, num_perm=2
     )
+    assert sorted(key.tolist()) == [300, 301, 400, 401]
+    assert exact_band == 2 and sketch.shape == (4, 2)
 
 
-def test_edges_are_stars_from_the_run_minimum(tmp_path: Path) -> None:
-    cfg = DedupConfig(num_perm=1, bands=1, rows=1, num_buckets=1, exact=False)
-    _write(tmp_path, 0, [(d(0, i), [42], None) for i in (5, 1, 3)], cfg)
-    _write(tmp_path, 1, [(d(1, 0), [42], None), (d(1, 1), [7], None)], cfg)
-    files = sorted(glob.glob(str(tmp_path / "bands" / "bucket=0000" / "*.parquet")))
-    n = find_bucket_edges(files, str(tmp_path / "e.parquet"))
-    t = pq.read_table(tmp_path / "e.parquet").to_pydict()
-    assert n == 3
-    assert t == {"a": [d(0, 1)] * 3, "b": [d(0, 3), d(0, 5), d(1, 0)], "exact": [False] * 3}
+def test_a_bucket_reads_only_overlapping_row_groups(tmp_path: Path) -> None:
+    cfg = DedupConfig(num_perm=1, bands=1, rows=1, exact=False, min_similarity=0)
+    n = 4 * BAND_ROW_GROUP
+    w = BandKeyWriter(str(tmp_path), 0, cfg)
+    keys = np.arange(n, dtype=np.uint64).reshape(n, 1) << np.uint64(40)
+    w.add_batch(np.arange(n, dtype=np.uint64), keys, None, np.zeros((n, 1), np.uint64))
+    w.close()
+    pf = pq.ParquetFile(band_path(str(tmp_path), 0))
+    assert pf.num_row_groups == 4
+    from dataproc.dedup.buckets import select_row_groups
+
+    lo = int(keys[BAND_ROW_GROUP + 5, 0])
+    assert select_row_groups(pf, "key", lo, lo + 1) == [1]
 
 
-def test_pair_in_several_bands_is_one_edge_exact_if_any(tmp_path: Path) -> None:
-    cfg = DedupConfig(num_perm=3, bands=3, rows=1, num_buckets=1)
-    _write(tmp_path, 0, [(d(0, 0), [1, 2, 3], 9), (d(0, 1), [1, 2, 3], 9)], cfg)
-    files = glob.glob(str(tmp_path / "bands" / "bucket=0000" / "*.parquet"))
-    assert find_bucket_edges(files, str(tmp_path / "e.parquet")) == 1
-    assert pq.read_table(tmp_path / "e.parquet").to_pydict() == {
-        "a": [0],
-        "b": [1],
-        "exact": [True],
-    }
+def test_bucket_count_follows_rows_and_budget() -> None:
+    cfg = DedupConfig(num_buckets=1, task_memory=64 << 20)
+    assert len(plan_buckets(1000, cfg)) == 1
+    many = plan_buckets(10_000_000, cfg)
+    assert len(many) > 30
+    assert many[0][0] == 0 and many[-1][1] == 1 << 64
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(many))
 
 
-def test_output_is_byte_identical_under_shuffled_file_order(tmp_path: Path) -> None:
-    rng = np.random.default_rng(5)
-    cfg = DedupConfig(num_perm=4, bands=4, rows=1, num_buckets=4)
-    for i in range(6):
-        rows = []
-        for j in range(300):
-            keys = rng.integers(0, 400, size=4).tolist()  # plenty of collisions, big clusters
-            rows.append((d(i, j), keys, int(rng.integers(0, 150))))
-        _write(tmp_path / "w", i, rows, cfg)
-    first = _phase2(tmp_path / "w", cfg)
-    blobs = {
-        p: Path(p).read_bytes()
-        for p in glob.glob(str(tmp_path / "w" / "dedup" / "**" / "*.parquet"), recursive=True)
-    }
-    assert len(blobs) == 6
-    for seed in (1, 2):
-        import shutil
-
-        shutil.rmtree(tmp_path / "w" / "dedup")
-        shutil.rmtree(tmp_path / "w" / "edges")
-        again = _phase2(tmp_path / "w", cfg, shuffle=seed)
-        assert again == first
-        for p, blob in blobs.items():
-            assert Path(p).read_bytes() == blob
+def test_verification_leaders_link_members_the_group_minimum_does_not_match(
+    tmp_path: Path,
+) -> None:
+    """One LSH group {A, B, C}: A is unlike B and C, B and C alike → only B~C is linked."""
+    cfg = DedupConfig(num_perm=10, bands=1, rows=10, num_buckets=1, exact=False)
+    a_sig = list(range(10))
+    b_sig = [100 + i for i in range(10)]
+    c_sig = [*b_sig[:8], 1, 2]  # 8 of 10 agree with B: 0.8 >= 0.7
+    _write(
+        tmp_path,
+        0,
+        [(d(0, 0), [5], None), (d(0, 1), [5], None), (d(0, 2), [5], None)],
+        cfg,
+        [a_sig, b_sig, c_sig],
+    )
+    summary = _phase2(tmp_path, [0], cfg)
+    assert _removed(tmp_path) == {0: [_row(d(0, 2), d(0, 1), "near_duplicate")]}
+    assert summary.pairs_rejected == 2  # B and C against leader A
+    assert summary.edges == 1
 
 
-def test_empty_inputs(tmp_path: Path) -> None:
-    assert _write(tmp_path, 0, []) == 0
-    assert not glob.glob(str(tmp_path / "bands" / "**" / "*.parquet"), recursive=True)
-    out = str(tmp_path / "edges" / "bucket=0000.parquet")
-    assert find_bucket_edges([], out) == 0
-    assert pq.read_table(out).num_rows == 0
-    summary = build_clusters([out], str(tmp_path / "dedup"))
-    assert summary.to_dict()["docs_removed"] == 0
-    assert summary.clusters == 0
-    assert not (tmp_path / "dedup" / "removed").exists()
-    assert build_clusters([], str(tmp_path / "dedup")).edges == 0
+def test_sketch_is_the_low_byte_and_verification_uses_it(tmp_path: Path) -> None:
+    cfg = DedupConfig(num_perm=4, bands=1, rows=4, num_buckets=1, exact=False)
+    # Differ only above the low byte: the 8-bit sketches agree on every position.
+    _write(
+        tmp_path,
+        0,
+        [(d(0, 0), [9], None), (d(0, 1), [9], None)],
+        cfg,
+        [[1, 2, 3, 4], [1 + 256, 2 + 512, 3, 4]],
+    )
+    _phase2(tmp_path, [0], cfg)
+    assert _removed(tmp_path) == {0: [_row(d(0, 1), d(0, 0), "near_duplicate")]}
 
 
-def test_missing_edge_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(DedupError, match="edge file is missing"):
-        build_clusters([str(tmp_path / "nope.parquet")], str(tmp_path / "dedup"))
+def test_missing_band_file_is_a_clear_error(tmp_path: Path) -> None:
+    _groups(tmp_path)
+    os.remove(band_path(str(tmp_path), 1))
+    with pytest.raises(DedupError, match=r"000001\.parquet: band-key file is missing"):
+        _phase2(tmp_path, [0, 1])
 
 
 def test_writer_validates_input(tmp_path: Path) -> None:
     w = BandKeyWriter(str(tmp_path), 3, SMALL)
-    with pytest.raises(DedupError, match="expected \\(2,\\)"):
-        w.add(d(3, 0), np.zeros(3, dtype=np.uint64), None)
-    with pytest.raises(DedupError, match="belongs to input 2"):
-        w.add(d(2, 0), np.zeros(2, dtype=np.uint64), None)
-    w.close()
-    assert w.close() == 0
-    with pytest.raises(DedupError, match="after close"):
-        w.add(d(3, 0), np.zeros(2, dtype=np.uint64), None)
-    with pytest.raises(DedupError, match="input_index"):
+    with pytest.raises(DedupError, match="shape"):
+        w.add(d(3, 0), np.array([1, 2, 3], dtype=np.uint64), None, np.zeros(2, np.uint64))
+    with pytest.raises(DedupError, match="belong"):
+        w.add(d(4, 0), np.array([1, 2], dtype=np.uint64), None, np.zeros(2, np.uint64))
+    with pytest.raises(DedupError, match="outside"):
         BandKeyWriter(str(tmp_path), 1 << 32, SMALL)
 
 
-def test_writer_grows_past_initial_capacity(tmp_path: Path) -> None:
-    cfg = DedupConfig(num_perm=1, bands=1, rows=1, num_buckets=2)
-    n = 5000
-    assert (
-        _write(tmp_path, 0, [(d(0, i), [i], i if i % 2 else None) for i in range(n)], cfg)
-        == n + n // 2
+def test_empty_input_writes_an_empty_band_file_and_nothing_is_removed(tmp_path: Path) -> None:
+    assert _write(tmp_path, 0, []) == 0
+    summary = _phase2(tmp_path, [0])
+    assert summary.docs_removed == 0
+    assert pq.read_table(tmp_path / "dedup" / "removed" / "000000.parquet").num_rows == 0
+
+
+# --- connected components: large-star / small-star rounds vs one union-find -------------------
+
+
+def _reference_labels(nodes: list[int], edges: list[tuple[int, int]]) -> dict[int, int]:
+    parent = {n: n for n in nodes}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {n: find(n) for n in nodes}
+
+
+def _star_labels(tmp: Path, edges: list[tuple[int, int]], parts: int, files: int) -> dict:
+    """Components by the distributed rounds: ``files`` edge files, ``parts`` node ranges."""
+    rng = random.Random(len(edges) + parts)
+    chunks: list[list[tuple[int, int]]] = [[] for _ in range(files)]
+    for e in edges:
+        chunks[rng.randrange(files)].append(e)
+    paths = []
+    for i, chunk in enumerate(chunks):
+        a = np.array([x for x, _ in chunk], dtype=np.uint64)
+        b = np.array([y for _, y in chunk], dtype=np.uint64)
+        paths.append(str(tmp / f"e{i}.parquet"))
+        write_edges(a, b, paths[-1])
+    inputs = max((max(a, b) >> 32 for a, b in edges), default=0) + 1
+    bounds = sorted({0, inputs, *rng.sample(range(1, inputs + 1), min(parts - 1, inputs))})
+    ranges = list(itertools.pairwise(bounds))
+    star, _ = clusters_mod.star_components(
+        paths, ranges, str(tmp / "cc"), clusters_mod.local_execute
     )
-    docs = np.concatenate(
-        [
-            pq.read_table(f).column("doc").to_numpy()
-            for f in glob.glob(str(tmp_path / "bands" / "*" / "*.parquet"))
-        ]
-    )
-    assert np.array_equal(np.unique(docs), np.arange(n, dtype=np.uint64))
+    labels = {}
+    for lo, hi in ranges:
+        from dataproc.dedup.components import read_edges
+
+        x, y = read_edges(star, lo << 32, hi << 32)
+        for u, v in zip(x.tolist(), y.tolist(), strict=True):
+            if v < u:
+                assert u not in labels, "a leaf with two centres"
+                labels[u] = v
+    return labels
 
 
-def test_components_match_reference_union_find() -> None:
-    rng = np.random.default_rng(0)
-    for trial in range(30):
-        n = int(rng.integers(1, 400))
-        m = int(rng.integers(0, 2 * n))
-        a = rng.integers(0, n, size=m)
-        b = rng.integers(0, n, size=m)
-        parent = list(range(n))
-
-        def find(x: int, parent: list[int] = parent) -> int:
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        for x, y in zip(a.tolist(), b.tolist(), strict=True):
-            rx, ry = find(x), find(y)
-            if rx != ry:
-                parent[max(rx, ry)] = min(rx, ry)
-        expected = [find(x) for x in range(n)]
-        assert _components(n, a.astype(np.int64), b.astype(np.int64)).tolist() == expected, trial
+def _check_components(tmp: Path, edges: list[tuple[int, int]], parts: int, files: int) -> None:
+    nodes = sorted({n for e in edges for n in e})
+    ref = _reference_labels(nodes, edges)
+    want = {n: r for n, r in ref.items() if n != r}
+    assert _star_labels(tmp, edges, parts, files) == want
 
 
-def test_long_chain_collapses_to_minimum() -> None:
-    n = 20_000
-    perm = np.random.default_rng(1).permutation(n - 1)
-    a = perm.astype(np.int64)
-    labels = _components(n, a, a + 1)
-    assert (labels == 0).all()
+@settings(max_examples=40, deadline=None)
+@given(
+    edges=st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 40), st.integers(0, 5), st.integers(0, 40)),
+        max_size=80,
+    ),
+    parts=st.integers(1, 5),
+    files=st.integers(1, 4),
+)
+def test_star_rounds_equal_one_union_find_on_random_graphs(
+    tmp_path_factory: pytest.TempPathFactory,
+    edges: list[tuple[int, int, int, int]],
+    parts: int,
+    files: int,
+) -> None:
+    pairs = [(d(a, b), d(c, e)) for a, b, c, e in edges if (a, b) != (c, e)]
+    _check_components(tmp_path_factory.mktemp("g"), pairs, parts, files)
+
+
+def test_star_rounds_on_a_long_shuffled_chain_and_a_big_star(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    ids = [d(rng.randrange(8), i) for i in range(3000)]
+    rng.shuffle(ids)
+    chain = list(itertools.pairwise(ids))
+    hub = d(7, 10**6)
+    star = [(hub, d(rng.randrange(8), 10**5 + i)) for i in range(2000)]
+    _check_components(tmp_path, chain + star, parts=4, files=3)
+
+
+def test_union_find_matches_reference() -> None:
+    rng = random.Random(1)
+    for _ in range(20):
+        n = rng.randrange(1, 60)
+        edges = [(rng.randrange(n), rng.randrange(n)) for _ in range(rng.randrange(80))]
+        a = np.array([e[0] for e in edges], dtype=np.int64)
+        b = np.array([e[1] for e in edges], dtype=np.int64)
+        ref = _reference_labels(list(range(n)), edges)
+        assert _components(n, a, b).tolist() == [ref[i] for i in range(n)]
 
 
 def test_size_ranges() -> None:
-    assert [_size_range(s) for s in (2, 3, 4, 5, 8, 9, 1000)] == [
+    assert [size_range(s) for s in (2, 3, 4, 5, 8, 9, 100)] == [
         "2",
         "3-4",
         "3-4",
         "5-8",
         "5-8",
         "9-16",
-        "513-1024",
+        "65-128",
     ]
 
 
-def test_end_to_end_from_text(tmp_path: Path) -> None:
+# --- end to end (in-process executor; the Ray executor runs in test_pipeline) -----------------
+
+
+def _text_corpus(tmp: Path, cfg: DedupConfig, inputs: int, per_input: int) -> list[int]:
+    import string
+
+    rng = random.Random(3)
+    words = ["".join(rng.choice(string.ascii_lowercase) for _ in range(6)) for _ in range(3000)]
+    bases = [[rng.choice(words) for _ in range(120)] for _ in range(40)]
+    for i in range(inputs):
+        w = DedupWriter(str(tmp), i, cfg)
+        for k in range(per_input):
+            r = rng.random()
+            if r < 0.5:
+                text = [rng.choice(words) for _ in range(120)]
+            else:
+                text = list(bases[rng.randrange(len(bases))])
+                if r < 0.75:
+                    text[rng.randrange(120)] = "changed"
+            w.add(d(i, k), " ".join(text))
+        w.close()
+    return list(range(inputs))
+
+
+def _removed_bytes(dedup_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((dedup_dir / "removed").iterdir())}
+
+
+def test_distributed_path_gives_the_same_removals_as_one_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = DedupConfig(num_buckets=1)
+    inputs = _text_corpus(tmp_path, cfg, inputs=6, per_input=60)
+    sources = _sources(tmp_path, inputs, rows=60 * 15)
+    one = run_phase2(sources, [0], inputs, str(tmp_path / "one"), cfg)
+    assert one.tasks == {"buckets": 1, "components": 1, "star_rounds": 0}
+    monkeypatch.setattr(clusters_mod, "EDGE_ROW_BYTES", 1 << 24)  # force many node ranges
+    many_cfg = DedupConfig(num_buckets=5)
+    many = run_phase2(sources, [0], inputs, str(tmp_path / "many"), many_cfg)
+    assert many.tasks["buckets"] == 5 and many.tasks["components"] > 1
+    assert many.tasks["star_rounds"] >= 1
+    assert one.docs_removed > 50
+    assert _removed_bytes(tmp_path / "one") == _removed_bytes(tmp_path / "many")
+    for k in ("clusters", "docs_in_clusters", "removed", "size_histogram", "max_cluster_size"):
+        assert getattr(one, k) == getattr(many, k)
+
+
+def test_intermediate_objects_grow_with_tasks_not_inputs_times_buckets(tmp_path: Path) -> None:
+    cfg = DedupConfig(num_buckets=8)
+    inputs = _text_corpus(tmp_path, cfg, inputs=12, per_input=10)
+    run_phase2(_sources(tmp_path, inputs, rows=150), [0], inputs, str(tmp_path / "dedup"), cfg)
+    assert len(os.listdir(tmp_path / "bands")) == 12  # one per input (was 12 x 8)
+    assert len(os.listdir(tmp_path / "dedup" / "edges")) == 8  # one per bucket task
+    assert len(os.listdir(tmp_path / "dedup" / "exact")) == 8
+    assert len(os.listdir(tmp_path / "dedup" / "removed")) == 12  # phase 3's interface
+
+
+def test_dedup_against_in_process_equals_one_run(tmp_path: Path) -> None:
+    """Inputs 0-2 dedup alone, then 3-5 against them: same kept set as one run over 0-5."""
+    cfg = DedupConfig(num_buckets=2)
+    inputs = _text_corpus(tmp_path, cfg, inputs=6, per_input=40)
+    both = tmp_path / "both"
+    run_phase2(_sources(tmp_path, inputs, 600), [0], inputs, str(both), cfg)
+    first = tmp_path / "first"
+    run_phase2(_sources(tmp_path, [0, 1, 2], 600), [0], [0, 1, 2], str(first), cfg)
+    # Second slice: its own inputs are numbered 0-2 in its run; the first slice's come first.
+    second = tmp_path / "second"
+    sources = [
+        BandSource(
+            band_path(str(tmp_path), i), i, i, 600, str(first / "removed" / f"{i:06d}.parquet")
+        )
+        for i in range(3)
+    ]
+    work2 = tmp_path / "w2"
+    (work2 / "bands").mkdir(parents=True)
+    for i in range(3):
+        os.link(band_path(str(tmp_path), 3 + i), work2 / "bands" / f"{i:06d}.parquet")
+    # The band files of the second slice hold doc ids of inputs 3-5: rename them to 0-2.
+    _renumber(work2, cfg, 3)
+    sources += [BandSource(band_path(str(work2), i), i, 3 + i, 600) for i in range(3)]
+    run_phase2(sources, [0, 3], [0, 1, 2], str(second), cfg)
+
+    def removed_docs(folder: Path, shift: int) -> set[int]:
+        out = set()
+        for f in (folder / "removed").iterdir():
+            out |= {x + (shift << 32) for x in pq.read_table(f).column("doc").to_pylist()}
+        return out
+
+    assert removed_docs(first, 0) | removed_docs(second, 3) == removed_docs(both, 0)
+
+
+def _renumber(work: Path, cfg: DedupConfig, shift: int) -> None:
+    import pyarrow as pa
+
+    from dataproc.dedup.buckets import write_parquet_atomic
+
+    for f in (work / "bands").iterdir():
+        t = pq.read_table(f)
+        doc = t.column("doc").to_numpy() - np.uint64(shift << 32)
+        t = t.set_column(2, "doc", pa.array(doc, type=pa.uint64()))
+        tmp = str(f) + ".new"
+        write_parquet_atomic(t, tmp, row_group_size=BAND_ROW_GROUP)
+        os.replace(tmp, f)
+
+
+# --- from text ----------------------------------------------------------------------------
+
+
+def test_dedup_writer_end_to_end_from_text(tmp_path: Path) -> None:
     cfg = DedupConfig(num_buckets=4)
     hasher = MinHasher(cfg)
-    rng = np.random.default_rng(2)
-    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
-    words = ["".join(rng.choice(letters, size=int(k))) for k in rng.integers(2, 9, size=400)]
+    words = [f"{a}{b}" for a in "abcdefghij" for b in "klmnopqrst"]
     base = " ".join(words)
-    near = " ".join(["edited" if i in (50, 300) else w for i, w in enumerate(words)])
-    other = " ".join(reversed(words))
-    texts = {
-        0: [other, base, "", "Unique page about something else entirely, with enough words here."],
-        1: [base.upper() + "!!!", near, "?? !!"],
-    }
-    for i, ts in texts.items():
-        w = BandKeyWriter(str(tmp_path), i, cfg)
-        for j, t in enumerate(ts):
-            w.add(d(i, j), hasher.band_keys(hasher.signature(t)), hasher.exact_key(t))
-        w.close()
-    summary = _phase2(tmp_path, cfg)
-    assert _removed(tmp_path) == {
-        1: [
-            {"doc": d(1, 0), "kept": d(0, 1), "reason": "exact_duplicate"},
-            {"doc": d(1, 1), "kept": d(0, 1), "reason": "near_duplicate"},
-            # Documents without words are all the same (empty) text.
-            {"doc": d(1, 2), "kept": d(0, 2), "reason": "exact_duplicate"},
-        ]
-    }
-    assert summary.clusters == 2
+    texts = [base, base, base.replace("ek", "zz"), " ".join(reversed(words))]
+    w = DedupWriter(str(tmp_path), 0, cfg)
+    for i, t in enumerate(texts):
+        keys, exact = w.add(d(0, i), t)
+        assert keys.tolist() == hasher.band_keys(hasher.signature(t)).tolist()
+        assert exact == hasher.exact_key(t)
+    w.close()
+    summary = _phase2(tmp_path, [0], cfg)
+    removed = _removed(tmp_path)[0]
+    assert [r["doc"] for r in removed] == [d(0, 1), d(0, 2)]
+    assert removed[0]["reason"] == "exact_duplicate"
+    assert removed[1]["reason"] == "near_duplicate"
+    assert summary.clusters == 1
 
 
-def test_add_batch_writes_the_same_files_as_add(tmp_path: Path) -> None:
-    cfg = DedupConfig(num_perm=6, bands=3, rows=2, num_buckets=3)
-    rng = np.random.default_rng(4)
-    docs = np.array([d(2, i) for i in range(500)], dtype=np.uint64)
-    keys = rng.integers(0, 2**63, size=(500, 3), dtype=np.uint64)
-    exact = rng.integers(0, 2**63, size=500, dtype=np.uint64)
-    one = BandKeyWriter(str(tmp_path / "one"), 2, cfg)
-    for i in range(500):
-        one.add(int(docs[i]), keys[i], int(exact[i]))
-    many = BandKeyWriter(str(tmp_path / "many"), 2, cfg)
-    many.add_batch(docs[:200], keys[:200], exact[:200])
-    many.add_batch(docs[200:], keys[200:], exact[200:])
-    assert one.close() == many.close() == 2000
-    for b in range(3):
-        rel = os.path.join("bands", f"bucket={b:04d}", "000002.parquet")
-        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "many" / rel).read_bytes()
-    bad = BandKeyWriter(str(tmp_path / "bad"), 2, cfg)
-    with pytest.raises(DedupError, match="do not belong to input 2"):
-        bad.add_batch(docs[:3] + np.uint64(1 << 32), keys[:3], None)
-    with pytest.raises(DedupError, match=r"expected \(3, 3\)"):
-        bad.add_batch(docs[:3], keys[:3, :2], None)
+def test_finish_range_rejects_nothing_outside_this_run(tmp_path: Path) -> None:
+    """Earlier outputs' documents are never listed as removed, even when not a minimum."""
+    a = np.array([d(0, 1), d(0, 2)], dtype=np.uint64)  # earlier output, docs 1 and 2
+    b = np.array([d(1, 0), d(1, 0)], dtype=np.uint64)  # this run's doc joins both
+    write_edges(a, b, str(tmp_path / "e.parquet"))
+    from dataproc.dedup.edges import write_exact
 
-
-# ---- verification of LSH candidates against stored signatures (dedup.min_similarity) -------
-
-
-def _chain_texts(n_links: int, words_per_text: int = 300, step: int = 45) -> list[str]:
-    """Texts that each share most words with the next, while the ends share little.
-
-    Text k is a window of ``words_per_text`` random words starting at ``k * step``: neighbours
-    overlap by ``words_per_text - step`` words, text 0 and the last text by far fewer.
-    """
-    rng = np.random.default_rng(7)
-    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
-    total = words_per_text + step * (n_links - 1)
-    words = ["".join(rng.choice(letters, size=int(k))) for k in rng.integers(3, 9, size=total)]
-    return [" ".join(words[k * step : k * step + words_per_text]) for k in range(n_links)]
-
-
-def _dedup_texts(work: Path, texts: list[str], cfg: DedupConfig) -> ClusterSummary:
-    writer = DedupWriter(str(work), 0, cfg)  # phase 1's own writer
-    for j, t in enumerate(texts):
-        writer.add(d(0, j), t)
-    writer.close()
-    edge_files = []
-    for b in range(cfg.num_buckets):
-        files = sorted(glob.glob(str(work / "bands" / f"bucket={b:04d}" / "*.parquet")))
-        out = str(work / "edges" / f"bucket={b:04d}.parquet")
-        find_bucket_edges(files, out)
-        edge_files.append(out)
-    return build_clusters(
-        edge_files,
-        str(work / "dedup"),
-        signatures_dir=str(work),
-        num_perm=cfg.num_perm,
-        min_similarity=cfg.min_similarity,
+    empty = np.empty(0, np.uint64)
+    write_exact(empty, empty, str(tmp_path / "x.parquet"))
+    out = finish_range(
+        [str(tmp_path / "e.parquet")],
+        [str(tmp_path / "x.parquet")],
+        0,
+        2,
+        [0, 1],
+        [0],
+        str(tmp_path),
+        False,
     )
-
-
-def _jaccard(hasher: MinHasher, x: str, y: str) -> float:
-    a, b = set(hasher.shingles(x)), set(hasher.shingles(y))
-    return len(a & b) / len(a | b)
-
-
-def test_verification_stops_candidate_chains(tmp_path: Path) -> None:
-    """A~B~C~... chains: plain LSH components remove the far end; verification keeps it."""
-    texts = _chain_texts(6)
-    hasher = MinHasher(DedupConfig())
-    assert _jaccard(hasher, texts[0], texts[1]) > 0.65  # neighbours: LSH candidates
-    assert _jaccard(hasher, texts[0], texts[5]) < 0.3  # ends: unrelated pages
-
-    plain = _dedup_texts(tmp_path / "plain", texts, DedupConfig(min_similarity=0.0))
-    verified = _dedup_texts(tmp_path / "verified", texts, DedupConfig(min_similarity=0.75))
-    kept_plain = {r["doc"]: r["kept"] for rs in _removed(tmp_path / "plain").values() for r in rs}
-    kept_ver = {r["doc"]: r["kept"] for rs in _removed(tmp_path / "verified").values() for r in rs}
-    # Without verification the chain collapses: some removal is of a page unlike its kept one.
-    assert any(
-        _jaccard(hasher, texts[x & 0xFFFF], texts[k & 0xFFFF]) < 0.5 for x, k in kept_plain.items()
-    )
-    # With it, every removal is of a page similar to the one kept in its place ...
-    assert kept_ver
-    for doc, kept in kept_ver.items():
-        assert kept < doc
-        assert _jaccard(hasher, texts[doc & 0xFFFF], texts[kept & 0xFFFF]) >= 0.6
-    # ... and the chain's far end survives.
-    assert d(0, 5) not in kept_ver or kept_ver[d(0, 5)] >= d(0, 3)
-    assert verified.split_by_verification >= 1
-    assert plain.split_by_verification == 0
-    assert verified.docs_removed < plain.docs_removed
-
-
-def test_assign_centers_greedy_in_node_order() -> None:
-    """Nodes join the first earlier center they match, else become centers themselves."""
-    p = 10
-    base = np.arange(p, dtype=np.uint32)
-    sigs = np.stack(
-        [
-            base,  # 0: center of component 0
-            base + np.array([0] * 8 + [99, 99], dtype=np.uint32),  # 1: 8/10 agree with 0
-            base + 50,  # 2: agrees with nobody -> new center
-            base + np.array([50] * 9 + [7], dtype=np.uint32),  # 3: 9/10 with 2, 0 with 0
-            base,  # 4: identical to 0
-            base + 1000,  # 5: own component (root), matches itself
-            base + 1000,  # 6: same as 5
-        ]
-    )
-    comp = np.array([0, 0, 0, 0, 0, 5, 5], dtype=np.int64)
-    center = _assign_centers(comp, sigs, need=8)
-    assert center.tolist() == [0, 0, 2, 2, 0, 5, 5]
-    # need=10: only identical signatures stay together.
-    assert _assign_centers(comp, sigs, need=10).tolist() == [0, 1, 2, 3, 0, 5, 5]
-
-
-def test_signatures_round_trip_and_subset(tmp_path: Path) -> None:
-    w = SignatureWriter(str(tmp_path), 3, 4)
-    rng = np.random.default_rng(0)
-    rows = {d(3, j): rng.integers(0, 2**32, size=4, dtype=np.uint64) for j in range(9000)}
-    for doc in sorted(rows, reverse=True):  # written sorted whatever the order of add
-        w.add(doc, rows[doc])
-    assert w.close() == 9000
-    assert pq.ParquetFile(w.path).num_row_groups == 3  # read group by group
-    want = np.array([d(3, 5), d(3, 17), d(3, 4100), d(3, 8999)], dtype=np.uint64)
-    got = load_signatures(str(tmp_path), want, 4)
-    assert got.tolist() == [rows[int(x)].tolist() for x in want]
-    assert load_signatures(str(tmp_path), np.array([], dtype=np.uint64), 4).shape == (0, 4)
-    empty = SignatureWriter(str(tmp_path), 5, 4)
-    assert empty.close() == 0  # an input whose documents were all dropped still gets a file
-    with pytest.raises(DedupError, match="no signature"):
-        load_signatures(str(tmp_path), np.array([d(5, 0)], dtype=np.uint64), 4)
-    with pytest.raises(DedupError, match="no signature"):
-        load_signatures(str(tmp_path), np.array([d(3, 50000)], dtype=np.uint64), 4)
-    with pytest.raises(DedupError, match="missing"):
-        load_signatures(str(tmp_path), np.array([d(4, 0)], dtype=np.uint64), 4)
-    with pytest.raises(DedupError, match="num_perm"):
-        load_signatures(str(tmp_path), want, 8)
-    with pytest.raises(DedupError, match="2\\*\\*32"):
-        SignatureWriter(str(tmp_path), 0, 2).add(0, np.array([1, 2**40], dtype=np.uint64))
-
-
-def test_signature_add_batch_writes_the_same_file_as_add(tmp_path: Path) -> None:
-    rng = np.random.default_rng(5)
-    docs = np.array([d(1, j) for j in range(3000)], dtype=np.uint64)[::-1].copy()
-    sigs = rng.integers(0, 2**32, size=(3000, 7), dtype=np.uint64)
-    one = SignatureWriter(str(tmp_path / "one"), 1, 7)
-    for doc, sig in zip(docs.tolist(), sigs, strict=True):
-        one.add(doc, sig)
-    many = SignatureWriter(str(tmp_path / "many"), 1, 7)
-    many.add_batch(docs[:0], sigs[:0])  # empty batches are fine
-    many.add_batch(docs[:1500], sigs[:1500])  # grows past the initial capacity at once
-    many.add_batch(docs[1500:], sigs[1500:].astype(np.uint32))  # uint32 input too
-    assert one.close() == many.close() == 3000
-    rel = os.path.join("sigs", "000001.parquet")
-    assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "many" / rel).read_bytes()
-    bad = SignatureWriter(str(tmp_path / "bad"), 1, 7)
-    with pytest.raises(DedupError, match=r"expected \(3, 7\)"):
-        bad.add_batch(docs[:3], sigs[:3, :6])
-    too_big = sigs[:3].copy()
-    too_big[1, 4] = 2**40
-    with pytest.raises(DedupError, match=rf"doc {int(docs[1])} .*2\*\*32"):
-        bad.add_batch(docs[:3], too_big)
+    rows = pq.read_table(tmp_path / "removed" / "000000.parquet").to_pylist()
+    assert rows == [{"doc": 0, "kept": 1, "reason": "near_duplicate", "kept_source": 0}]
+    assert out["clusters"] == 1 and out["docs_in_clusters"] == 3

@@ -217,3 +217,38 @@ def test_a_part_left_by_an_earlier_generation_is_removed(first_run):
     assert result.ok and result.executed.get("phase3") == 1
     assert not (out / stale).exists()
     assert _tree_digest(out) == before
+
+
+def test_dedup_against_an_earlier_slice_keeps_what_one_run_keeps(first_run, tmp_path):
+    """Slice 1 alone, then slice 2 --dedup-against it: the same documents as one run."""
+    config, _, out, _ = first_run
+    base = config.model_dump(mode="json")
+    one = build_config({**base, "inputs": config.inputs[:1], "output": str(tmp_path / "s1")})
+    assert run_pipeline(one).ok
+    two = build_config(
+        {**base, "inputs": config.inputs[1:], "output": str(tmp_path / "s2")},
+        [f"dedup.against=[{tmp_path / 's1'}]"],
+    )
+    result = run_pipeline(two)
+    assert result.ok, result.failures
+
+    def ids(folder) -> list[str]:
+        table = pads.dataset(str(folder / "tokens"), format="parquet").to_table()
+        return table.column("id").to_pylist()
+
+    assert sorted(ids(tmp_path / "s1") + ids(tmp_path / "s2")) == sorted(ids(out))
+    removed = pq.read_table(tmp_path / "s2" / "_work" / "dedup" / "removed" / "000000.parquet")
+    assert 0 in removed.column("kept_source").to_pylist()  # removed for slice 1's documents
+
+
+def test_dedup_against_refuses_a_foreign_folder_or_other_settings(first_run, tmp_path):
+    from dataproc.errors import DedupError
+
+    config, _, out, _ = first_run
+    base = {**config.model_dump(mode="json"), "output": str(tmp_path / "x")}
+    (tmp_path / "foreign").mkdir()
+    with pytest.raises(DedupError, match="not a dataproc output"):
+        run_pipeline(build_config(base, [f"dedup.against=[{tmp_path / 'foreign'}]"]))
+    with pytest.raises(DedupError, match=r"settings differ \(ngram 5 != 4\)"):
+        run_pipeline(build_config(base, [f"dedup.against=[{out}]", "dedup.ngram=4"]))
+    assert not (tmp_path / "x").exists()  # refused before any work

@@ -1,15 +1,25 @@
-"""Phase-1 side of dedup: buffer one input file's band keys, write them partitioned by bucket.
+"""Phase-1 side of dedup: one band-key file per input file, read back by key range in phase 2.
 
-Layout: ``{work_dir}/bands/bucket={b:04d}/{input_index:06d}.parquet`` with columns
-``band`` (uint8; the exact-text key uses band id ``config.bands``), ``key`` (uint64) and
-``doc`` (uint64 doc_index), sorted by (band, key, doc). A row goes to bucket
-``key % num_buckets``: keys are band-salted BLAKE2b digests, so every (band, key) group lands
-in exactly one bucket and buckets are evenly filled.
+Layout: ``{work_dir}/bands/{input_index:06d}.parquet`` — ONE object per input file (not one
+per input and bucket: at 90,000 inputs x 256 buckets that was 23 M objects). Columns:
+
+- ``band`` (uint8; the exact-text key uses band id ``config.bands``),
+- ``key`` (uint64: band-salted BLAKE2b digest, uniform over 0..2**64-1),
+- ``doc`` (uint64 doc_index),
+- ``sketch`` (fixed-size binary, ``num_perm`` bytes: the low 8 bits of each MinHash value of
+  the document — a *b-bit MinHash* signature, see ``dataproc.dedup.edges``),
+
+sorted by (key, band, doc) in row groups of ``BAND_ROW_GROUP`` rows. A phase-2 bucket task owns
+a key range ``[lo, hi)`` and reads, from every file, only the row groups whose ``key``
+statistics overlap it. Because keys are uniform, the number of bucket tasks can be chosen
+after phase 1, from the total row count and the task memory budget, without rewriting files.
+The sketch travels with every band row so that the bucket task can verify its candidates
+where it finds them, without a random read of anybody's signature (see ``docs/cluster.md``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,60 +30,90 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from numpy.typing import NDArray
 
+BAND_ROW_GROUP = 4096
+"""Rows per row group of a band file (~0.5 MB with 112 permutations)."""
 
-def bucket_path(work_dir: str, bucket: int, input_index: int) -> str:
-    """Where input file ``input_index`` writes its keys of ``bucket`` (the one path rule)."""
+BAND_FORMAT = b"2"
+"""Version of the band-file layout (schema metadata ``dataproc.band_format``)."""
+
+EXACT_BAND_METADATA_KEY = b"dataproc.exact_band"
+"""Parquet schema metadata of band files: the band id that holds exact-text keys."""
+
+FORMAT_METADATA_KEY = b"dataproc.band_format"
+
+KEY_SPACE = 1 << 64
+"""Keys are uniform 64-bit digests: bucket ranges split ``[0, KEY_SPACE)``."""
+
+
+def band_path(work_dir: str, input_index: int) -> str:
+    """Where input file ``input_index`` writes its band keys (the one path rule)."""
     from dataproc.io import fs
 
-    return fs.join(work_dir, "bands", f"bucket={bucket:04d}", f"{input_index:06d}.parquet")
+    return fs.join(work_dir, "bands", f"{input_index:06d}.parquet")
 
 
-def write_parquet_atomic(table: pa.Table, path: str) -> None:
+def sketch_of(signatures: NDArray[Any]) -> NDArray[np.uint8]:
+    """The b-bit (b = 8) sketch of MinHash signatures: the low byte of every value."""
+    return (np.asarray(signatures, dtype=np.uint64) & np.uint64(0xFF)).astype(np.uint8)
+
+
+def write_parquet_atomic(table: pa.Table, path: str, row_group_size: int | None = None) -> None:
     """Write ``table`` to ``path`` so that readers never see a partial file."""
     import pyarrow.parquet as pq
 
     from dataproc.io import fs
 
     with fs.atomic_write(path) as f:
-        # zstd: the uint8 band column and the sorted key column compress well; random doc
-        # ids do not, but zstd level 1 costs little CPU on them.
-        pq.write_table(table, f, compression="zstd", compression_level=1)
+        # zstd level 1: the sorted key and uint8 band columns compress well, sketches and
+        # random doc ids little, and level 1 costs little CPU on them.
+        pq.write_table(
+            table, f, compression="zstd", compression_level=1, row_group_size=row_group_size
+        )
 
 
 def band_table(
-    band: NDArray[np.uint8], key: NDArray[np.uint64], doc: NDArray[np.uint64], exact_band: int
+    band: NDArray[np.uint8],
+    key: NDArray[np.uint64],
+    doc: NDArray[np.uint64],
+    sketch: NDArray[np.uint8],
+    exact_band: int,
 ) -> pa.Table:
-    """The band-key table with the canonical column names and types.
+    """The band-key table with the canonical column names, types and metadata.
 
     ``exact_band`` (the band id of exact-text keys) is stored in the schema metadata so that
-    phase 2 can tell exact from near-duplicate edges without the config.
+    phase 2 can tell exact from near-duplicate groups without the config.
     """
     import pyarrow as pa
 
-    from dataproc.dedup.clusters import EXACT_BAND_METADATA_KEY
-
+    n, width = sketch.shape
+    raw = pa.py_buffer(np.ascontiguousarray(sketch, dtype=np.uint8).tobytes())
+    sk = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, raw])
     return pa.table(
         {
             "band": pa.array(band, type=pa.uint8()),
             "key": pa.array(key, type=pa.uint64()),
             "doc": pa.array(doc, type=pa.uint64()),
+            "sketch": sk,
         },
-        metadata={EXACT_BAND_METADATA_KEY: str(exact_band).encode()},
+        metadata={
+            EXACT_BAND_METADATA_KEY: str(exact_band).encode(),
+            FORMAT_METADATA_KEY: BAND_FORMAT,
+        },
     )
 
 
 class BandKeyWriter:
-    """Collects the band keys of one input file's documents; ``close()`` writes them.
+    """Collects the band keys and sketches of one input file's documents; ``close()`` writes.
 
-    Memory: 8 bytes x (bands + 2) per document in growable NumPy arrays (~130 bytes with
-    the 14-band default), no Python object per key; ``close()`` adds ~2 bytes per key for
-    bucket ids plus sort temporaries for one bucket at a time.
+    Memory: 8 bytes x (bands + 2) + ``num_perm`` bytes per document in growable NumPy arrays
+    (~240 bytes with the defaults), no Python object per key; ``close()`` adds the sorted
+    rows (``17 + num_perm`` bytes per key row) of this one file.
     """
 
     def __init__(self, work_dir: str, input_index: int, config: DedupConfig) -> None:
-        if input_index < 0 or input_index >= 1 << 32:
+        if input_index < 0 or input_index >= 1 << 31:
             raise DedupError(
-                f"BandKeyWriter: input_index {input_index} is outside 0..2**32-1; "
+                f"BandKeyWriter: input_index {input_index} is outside 0..2**31-1; "
                 "doc_index packs it into the high 32 bits"
             )
         self.work_dir = work_dir
@@ -83,55 +123,54 @@ class BandKeyWriter:
         self._keys = np.empty((1024, self._width), dtype=np.uint64)
         self._has_exact = np.empty(1024, dtype=bool)
         self._docs = np.empty(1024, dtype=np.uint64)
+        self._sketch = np.empty((1024, config.num_perm), dtype=np.uint8)
         self._n = 0
         self._closed = False
 
     def __len__(self) -> int:
         return self._n
 
-    def add(self, doc_index: int, band_keys: NDArray[np.uint64], exact_key: int | None) -> None:
-        """Record one document's band keys (and its exact-text key, or None to skip it)."""
-        if self._closed:
-            raise DedupError("BandKeyWriter.add called after close(); create a new writer")
-        if band_keys.shape != (self.config.bands,):
-            raise DedupError(
-                f"BandKeyWriter.add: got band keys of shape {band_keys.shape} for doc "
-                f"{doc_index}, expected ({self.config.bands},) (dedup.bands)"
-            )
-        if doc_index >> 32 != self.input_index:
-            raise DedupError(
-                f"BandKeyWriter.add: doc_index {doc_index} belongs to input "
-                f"{doc_index >> 32}, not to this writer's input {self.input_index}"
-            )
-        if self._n == len(self._docs):
-            self._grow()
-        row = self._n
-        self._keys[row, :-1] = band_keys
-        self._keys[row, -1] = 0 if exact_key is None else exact_key
-        self._has_exact[row] = exact_key is not None
-        self._docs[row] = doc_index
-        self._n += 1
+    def add(
+        self,
+        doc_index: int,
+        band_keys: NDArray[np.uint64],
+        exact_key: int | None,
+        signature: NDArray[np.uint64],
+    ) -> None:
+        """Record one document's band keys, exact-text key (or None) and MinHash signature."""
+        self.add_batch(
+            np.array([doc_index], dtype=np.uint64),
+            np.asarray(band_keys, dtype=np.uint64).reshape(1, -1),
+            None if exact_key is None else np.array([exact_key], dtype=np.uint64),
+            np.asarray(signature, dtype=np.uint64).reshape(1, -1),
+        )
 
     def add_batch(
         self,
         doc_indices: NDArray[np.uint64],
         band_keys: NDArray[np.uint64],
         exact_keys: NDArray[np.uint64] | None,
+        signatures: NDArray[Any],
     ) -> None:
-        """Record many documents at once: ``band_keys`` is ``(n, bands)``; exact keys or None."""
+        """Record many documents: ``band_keys`` ``(n, bands)``, ``signatures`` ``(n, num_perm)``."""
         if self._closed:
             raise DedupError("BandKeyWriter.add_batch called after close(); create a new writer")
         n = len(doc_indices)
         if band_keys.shape != (n, self.config.bands):
             raise DedupError(
-                f"BandKeyWriter.add_batch: band keys have shape {band_keys.shape}, expected "
+                f"BandKeyWriter: band keys have shape {band_keys.shape}, expected "
                 f"({n}, {self.config.bands}) for {n} documents (dedup.bands)"
+            )
+        if signatures.shape != (n, self.config.num_perm):
+            raise DedupError(
+                f"BandKeyWriter: signatures have shape {signatures.shape}, expected "
+                f"({n}, {self.config.num_perm}) (dedup.num_perm)"
             )
         docs = np.asarray(doc_indices, dtype=np.uint64)
         if n and (docs >> np.uint64(32) != np.uint64(self.input_index)).any():
             raise DedupError(
-                f"BandKeyWriter.add_batch: some doc indices do not belong to input "
-                f"{self.input_index} (doc_index >> 32 must equal input_index)"
+                f"BandKeyWriter: some doc indices do not belong to input {self.input_index} "
+                "(doc_index >> 32 must equal input_index)"
             )
         while self._n + n > len(self._docs):
             self._grow()
@@ -144,6 +183,7 @@ class BandKeyWriter:
             self._keys[lo:hi, -1] = exact_keys
             self._has_exact[lo:hi] = True
         self._docs[lo:hi] = docs
+        self._sketch[lo:hi] = sketch_of(signatures)
         self._n = hi
 
     def _grow(self) -> None:
@@ -151,41 +191,134 @@ class BandKeyWriter:
         keys = np.empty((cap, self._width), dtype=np.uint64)
         keys[: self._n] = self._keys[: self._n]
         self._keys = keys
+        sketch = np.empty((cap, self.config.num_perm), dtype=np.uint8)
+        sketch[: self._n] = self._sketch[: self._n]
+        self._sketch = sketch
         self._has_exact = np.resize(self._has_exact, cap)
         self._docs = np.resize(self._docs, cap)
 
     def close(self) -> int:
-        """Write one Parquet file per non-empty bucket; return the number of key rows written.
+        """Write the file (also when empty: phase 2 treats a missing file as an error).
 
-        Buckets this file has no keys for get no file (phase 2 treats a missing file as empty).
-        Safe to call twice (the second call writes nothing and returns 0).
+        Returns the number of key rows written; a second call writes nothing and returns 0.
         """
         if self._closed:
             return 0
         self._closed = True
-        n, nb = self._n, self.config.num_buckets
-        keys, docs = self._keys[:n], self._docs[:n]
-        # Bucket of every (doc, band) cell, uint16 (num_buckets <= 9999), column by column so
-        # that no full-size uint64 temporary exists; a missing exact key gets bucket nb (none).
-        bucket = np.empty(keys.shape, dtype=np.uint16)
-        for col in range(self._width):
-            bucket[:, col] = keys[:, col] % np.uint64(nb)
-        bucket[~self._has_exact[:n], -1] = nb
-        written = 0
-        # One bucket at a time: the sort temporaries are 1/num_buckets of the file's keys.
-        for b in range(nb):
-            rows, cols = np.nonzero(bucket == b)
-            if len(rows) == 0:
-                continue
-            band = cols.astype(np.uint8)
-            key = keys[rows, cols]
-            doc = docs[rows]
-            del rows, cols
-            order = np.lexsort((doc, key, band))
-            table = band_table(band[order], key[order], doc[order], self.config.bands)
-            write_parquet_atomic(table, bucket_path(self.work_dir, b, self.input_index))
-            written += len(order)
+        n = self._n
+        cell = np.ones((n, self._width), dtype=bool)
+        cell[:, -1] = self._has_exact[:n]
+        rows, cols = np.nonzero(cell)
+        del cell
+        key = self._keys[:n][rows, cols]
+        band = cols.astype(np.uint8)
+        doc = self._docs[:n][rows]
+        order = np.lexsort((doc, band, key))
+        table = band_table(
+            band[order], key[order], doc[order], self._sketch[:n][rows[order]], self.config.bands
+        )
+        write_parquet_atomic(
+            table, band_path(self.work_dir, self.input_index), row_group_size=BAND_ROW_GROUP
+        )
         self._keys = self._keys[:0]
         self._docs = self._docs[:0]
+        self._sketch = self._sketch[:0]
         self._has_exact = self._has_exact[:0]
-        return written
+        return len(order)
+
+
+def _row_group_range(pf: Any, g: int, col: int) -> tuple[int, int] | None:
+    """(min, max) of column ``col`` in row group ``g`` from its statistics, if recorded."""
+    st = pf.metadata.row_group(g).column(col).statistics
+    if st is None or not st.has_min_max:
+        return None
+    return int(st.min), int(st.max)
+
+
+def select_row_groups(pf: Any, column: str, lo: int, hi: int) -> list[int]:
+    """Row groups of ``pf`` whose ``column`` values may fall in ``[lo, hi)`` (by statistics)."""
+    col = pf.schema_arrow.get_field_index(column)
+    groups = []
+    for g in range(pf.num_row_groups):
+        if pf.metadata.row_group(g).num_rows == 0:
+            continue
+        r = _row_group_range(pf, g, col)
+        if r is None or (r[1] >= lo and r[0] < hi):
+            groups.append(g)
+    return groups
+
+
+def check_band_file(pf: Any, path: str, num_perm: int) -> int:
+    """Validate a band file's format and sketch width; return its exact-key band id."""
+    kv = pf.schema_arrow.metadata or {}
+    if kv.get(FORMAT_METADATA_KEY) != BAND_FORMAT:
+        raise DedupError(
+            f"{path}: not a band-key file of this dataproc version (format "
+            f"{kv.get(FORMAT_METADATA_KEY)!r}, expected {BAND_FORMAT!r}); delete _work/ and rerun"
+        )
+    width = getattr(pf.schema_arrow.field("sketch").type, "byte_width", None)
+    if width != num_perm:
+        raise DedupError(
+            f"{path}: sketches have {width} values, expected {num_perm} (dedup.num_perm "
+            "differs from the run that wrote it)"
+        )
+    return int(kv[EXACT_BAND_METADATA_KEY])
+
+
+def read_key_range(
+    path: str, lo: int, hi: int, num_perm: int, doc_offset: int = 0
+) -> tuple[NDArray[np.uint8], NDArray[np.uint64], NDArray[np.uint64], NDArray[np.uint8], int]:
+    """Rows of band file ``path`` with ``lo <= key < hi``: band, key, doc, sketch, exact band.
+
+    Reads only the row groups whose key statistics overlap the range, one at a time.
+    ``doc_offset`` is added to every doc (``--dedup-against`` puts earlier outputs' documents
+    in front of this run's; see ``dataproc.dedup.phase2``).
+    """
+    import pyarrow.parquet as pq
+
+    from dataproc.io import fs
+
+    if not fs.exists(path):
+        raise DedupError(
+            f"{path}: band-key file is missing; phase 1 of its input did not finish with this "
+            "version (rerun; if it persists delete _work/ and rerun)"
+        )
+    bands, keys, docs, sketches = [], [], [], []
+    try:
+        with fs.open_input(path) as f:
+            pf = pq.ParquetFile(f)
+            exact_band = check_band_file(pf, path, num_perm)
+            for g in select_row_groups(pf, "key", lo, hi):
+                t = pf.read_row_group(g, columns=["band", "key", "doc", "sketch"])
+                key = np.asarray(t.column("key").to_numpy(), dtype=np.uint64)
+                sel = np.flatnonzero((key >= np.uint64(lo)) & (key <= np.uint64(hi - 1)))
+                if len(sel) == 0:
+                    continue
+                keys.append(key[sel])
+                bands.append(np.asarray(t.column("band").to_numpy(), dtype=np.uint8)[sel])
+                docs.append(np.asarray(t.column("doc").to_numpy(), dtype=np.uint64)[sel])
+                sk = t.column("sketch").combine_chunks()
+                matrix = np.frombuffer(
+                    sk.buffers()[1],
+                    dtype=np.uint8,
+                    count=len(sk) * num_perm,
+                    offset=sk.offset * num_perm,
+                ).reshape(len(sk), num_perm)
+                sketches.append(matrix[sel].copy())
+                del t, sk, matrix
+    except DedupError:
+        raise
+    except (OSError, ValueError, KeyError) as e:
+        raise DedupError(f"{path}: cannot read band-key file: {e}") from None
+    if not keys:
+        return (
+            np.empty(0, np.uint8),
+            np.empty(0, np.uint64),
+            np.empty(0, np.uint64),
+            np.empty((0, num_perm), np.uint8),
+            exact_band,
+        )
+    doc = np.concatenate(docs)
+    if doc_offset:
+        doc += np.uint64(doc_offset)
+    return np.concatenate(bands), np.concatenate(keys), doc, np.concatenate(sketches), exact_band

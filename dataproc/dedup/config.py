@@ -56,19 +56,34 @@ class DedupConfig(StrictModel):
         0.7,
         ge=0.0,
         le=1.0,
-        description="Verification of LSH candidates: a document is removed only if its "
-        "estimated Jaccard similarity (share of equal MinHash values) with the document kept "
-        "in its place is at least this. Stops chains of candidates (A~B~C) from removing "
-        "unrelated pages, at the cost of 4 x num_perm bytes per document on disk under "
-        "_work/sigs. 0 turns it off: every group of LSH candidates becomes one cluster.",
+        description="Verification of LSH candidates where phase 2 finds them: two documents "
+        "sharing a band are linked only if at least this share of their 8-bit MinHash "
+        "sketches (stored with the band keys, num_perm bytes per band row) agree, i.e. "
+        "estimated Jaccard >= this. Stops unrelated pages that collide in one band from "
+        "being linked. Each connected component of linked documents keeps its smallest "
+        "doc_index. 0 turns it off: every group of LSH candidates is linked.",
     )
     num_buckets: int = Field(
         16,
         ge=1,
-        le=9999,
-        description="Phase-2 buckets of band keys (one task each). A bucket task holds "
-        "~45 bytes x (bands + 1) x documents / num_buckets in memory: raise this for big runs "
-        "(e.g. 256 for 1 B documents).",
+        le=1_000_000,
+        description="Minimum number of phase-2 bucket tasks (key ranges of the band files). "
+        "More are used when needed to keep each under `task_memory`; the result does not "
+        "depend on the number.",
+    )
+    task_memory: int = Field(
+        1 << 30,
+        ge=64 << 20,
+        description="Memory budget in bytes of every phase-2 task (bucket, component and "
+        "removal tasks): their number is derived from the band rows and edges so that each "
+        "stays under it whatever the corpus size (Ray is also told, as the tasks' `memory`). "
+        "See docs/cluster.md for what exceeds it (one component of > ~25 M documents per GiB).",
+    )
+    against: list[str] = Field(
+        default_factory=list,
+        description="Earlier dataproc outputs (`--dedup-against`): this run's documents that "
+        "duplicate documents those outputs kept are removed. Their dedup settings must equal "
+        "this run's and their `_work/` must still exist (band keys are read in place).",
     )
 
     @model_validator(mode="after")

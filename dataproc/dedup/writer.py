@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from dataproc.dedup.buckets import BandKeyWriter
 from dataproc.dedup.config import DedupConfig
 from dataproc.dedup.minhash import MinHasher
-from dataproc.dedup.signatures import SignatureWriter
 
 if TYPE_CHECKING:
     import numpy as np
@@ -19,25 +18,25 @@ if TYPE_CHECKING:
 
 
 class DedupWriter:
-    """Band keys (``_work/bands``) and signatures (``_work/sigs``) of one input file."""
+    """Band keys and 8-bit signature sketches (``_work/bands``) of one input file.
+
+    The full signatures are not stored: phase 2 verifies candidates on the sketches that travel
+    with every band row (``dataproc.dedup.edges``), so it never reads signatures at random.
+    """
 
     def __init__(self, work_dir: str, input_index: int, config: DedupConfig) -> None:
         self.config = config
         self.hasher = MinHasher(config)
         self._bands = BandKeyWriter(work_dir, input_index, config)
-        # Written even with min_similarity 0, so that phase-1 output does not depend on it.
-        self._sigs = SignatureWriter(work_dir, input_index, config.num_perm)
 
     def add(self, doc_index: int, text: str) -> tuple[NDArray[np.uint64], int | None]:
         """Hash one document and record it; return its band keys and exact key (or None)."""
         sig = self.hasher.signature(text)
         keys = self.hasher.band_keys(sig)
         exact = self.hasher.exact_key(text) if self.config.exact else None
-        self._bands.add(doc_index, keys, exact)
-        self._sigs.add(doc_index, sig)
+        self._bands.add(doc_index, keys, exact, sig)
         return keys, exact
 
     def close(self) -> None:
-        """Write the band-key files (one per bucket) and the signature file."""
+        """Write the band-key file (one object per input file)."""
         self._bands.close()
-        self._sigs.close()

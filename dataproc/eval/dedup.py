@@ -3,7 +3,7 @@
 How it runs (no Ray, same code as the pipeline): the WARC is read with ``read_warc``, each page
 extracted in-process with ``extract_text`` (our settings; pages under ``extract.min_chars``
 are dropped, as the Extractor stage does), PII-scrubbed, then hashed and written with
-phase 1's ``DedupWriter``; ``find_bucket_edges`` and ``build_clusters`` — phase 2 of the
+phase 1's ``DedupWriter``; ``run_phase2`` (in-process executor) — phase 2 of the
 pipeline, unchanged — turn the keys into removed documents. Language ID and quality filters
 are skipped on purpose, so that dedup sees every page with text (the truth file labels copies
 of all kinds of pages, not only English articles). Running phases in-process instead of
@@ -126,7 +126,8 @@ def run_dedup(
     import numpy as np
     import pyarrow.parquet as pq
 
-    from dataproc.dedup.clusters import build_clusters, find_bucket_edges
+    from dataproc.dedup.buckets import band_path
+    from dataproc.dedup.clusters import BandSource, run_phase2
     from dataproc.dedup.config import DedupConfig
     from dataproc.dedup.writer import DedupWriter
 
@@ -141,19 +142,8 @@ def run_dedup(
             if exact is not None:
                 by_key[(cfg.bands, exact)].append(i)
         writer.close()
-        edge_files = []
-        for b in range(cfg.num_buckets):
-            files = glob.glob(os.path.join(work, "bands", f"bucket={b:04d}", "*.parquet"))
-            out = os.path.join(work, "edges", f"bucket={b:04d}.parquet")
-            find_bucket_edges(files, out)
-            edge_files.append(out)
-        build_clusters(
-            edge_files,
-            os.path.join(work, "dedup"),
-            signatures_dir=work,
-            num_perm=cfg.num_perm,
-            min_similarity=cfg.min_similarity,
-        )
+        source = BandSource(band_path(work, 0), 0, 0, len(texts) * (cfg.bands + 1))
+        run_phase2([source], [0], [0], os.path.join(work, "dedup"), cfg)
         kept_of: dict[int, int] = {}
         for path in glob.glob(os.path.join(work, "dedup", "removed", "*.parquet")):
             t = pq.read_table(path)

@@ -197,6 +197,7 @@ def run_pipeline(
     from dataproc.consent.prepare import prepare_run_indexes, resolve_index_paths
 
     resolve_index_paths(config)  # the run's robots / decontamination index folders
+    _check_dedup_against(config)  # --dedup-against: one-line error before any work
     prepare_output(layout, config, inputs, overwrite)
     prepare_run_indexes(config)  # built once per run, before any task needs them
     fp = config.fingerprint()
@@ -242,7 +243,9 @@ def run_pipeline(
                 dedup_summary = m2["summary"]
                 result.reused["phase2"] = 1
             else:
-                dedup_summary, fail2 = _run_dedup(ray, opts, config, layout, ok_inputs, progress)
+                dedup_summary, fail2 = _run_dedup(
+                    ray, opts, config, layout, ok_inputs, progress, p1_results
+                )
                 result.failures += fail2
                 if not fail2:
                     fs.write_json_atomic(
@@ -323,6 +326,25 @@ def _largest_first(inputs: list[InputFile]) -> list[InputFile]:
     return sorted(inputs, key=lambda i: -size(i))
 
 
+def _check_dedup_against(config: PipelineConfig) -> None:
+    if not config.dedup.against:
+        return
+    from dataproc.dedup.against import check_against
+    from dataproc.errors import DedupError
+
+    if not config.dedup.enabled:
+        raise DedupError("--dedup-against needs dedup on (dedup.enabled is false)")
+    check_against(config.dedup)
+
+
+class _DedupStepFailed(Exception):
+    """A phase-2 step had failed units (already recorded); phase 2 stops there."""
+
+    def __init__(self, failures: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(failures)} dedup unit(s) failed")
+        self.failures = failures
+
+
 def _run_dedup(
     ray: Any,
     opts: dict[str, Any],
@@ -330,41 +352,58 @@ def _run_dedup(
     layout: OutputLayout,
     ok_inputs: list[InputFile],
     progress: Progress,
+    p1_results: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Phase 2 as Ray tasks: ``dataproc.dedup.clusters.run_phase2`` with a Ray executor.
+
+    Every phase-2 task asks Ray for ``dedup.task_memory`` of memory, so Ray never packs more
+    of them on a node than its memory holds.
+    """
+    from dataproc.dedup.against import check_against
+    from dataproc.dedup.buckets import band_path
+    from dataproc.dedup.clusters import BandSource, run_phase2
     from dataproc.runner import tasks
 
     fs.remove(layout.dedup_dir, recursive=True)
-    wanted = {f"{i.index:06d}.parquet" for i in ok_inputs}
-    subs = []
-    remote_edges = tasks.edges_remote(ray, opts)
-    for b in range(config.dedup.num_buckets):
-        files = [p for p in fs.listdir(layout.bucket_dir(b)) if p.rsplit("/", 1)[-1] in wanted]
-        subs.append((str(b), remote_edges.remote(files, layout.edges(b))))
-    edges, failures = _Phase("dedup-buckets", progress).run(ray, subs)
-    if failures:
-        return {}, failures
-    edge_files = [layout.edges(b) for b in range(config.dedup.num_buckets)]
-    remote_clusters = tasks.clusters_remote(ray, opts)
-    summary_res, failures = _Phase("dedup-clusters", progress).run(
-        ray,
-        [
-            (
-                "clusters",
-                remote_clusters.remote(
-                    edge_files,
-                    layout.dedup_dir,
-                    layout.work,
-                    config.dedup.num_perm,
-                    config.dedup.min_similarity,
-                ),
+    dcfg = config.dedup
+    per_doc = dcfg.bands + 1
+    sources: list[BandSource] = []
+    offsets: list[int] = []
+    gid = 0
+    for ref in check_against(dcfg):
+        offsets.append(gid)
+        for i, (path, removed, rows) in enumerate(
+            zip(ref.band_files, ref.removed_files, ref.rows, strict=True)
+        ):
+            sources.append(BandSource(path, i, gid + i, rows, removed))
+        gid += len(ref.band_files)
+    offsets.append(gid)
+    results = p1_results or {}
+    for inp in ok_inputs:
+        kept = int(results.get(str(inp.index), {}).get("docs_kept", 1))
+        sources.append(
+            BandSource(
+                band_path(layout.work, inp.index), inp.index, gid + inp.index, kept * per_doc
             )
-        ],
-    )
-    if failures:
-        return {}, failures
-    summary = summary_res["clusters"]
-    summary["edges"] = int(sum(edges.values()))
-    return summary, []
+        )
+    task_opts = dict(opts, memory=dcfg.task_memory)
+
+    def execute(step: str, calls: list[tuple[str, Any, tuple[Any, ...]]]) -> dict[str, Any]:
+        subs = [
+            (unit, tasks.dedup_remote(ray, fn, task_opts).remote(*args)) for unit, fn, args in calls
+        ]
+        res, failures = _Phase(step, progress).run(ray, subs)
+        if failures:
+            raise _DedupStepFailed(failures)
+        return res
+
+    try:
+        summary = run_phase2(
+            sources, offsets, [i.index for i in ok_inputs], layout.dedup_dir, dcfg, execute
+        )
+    except _DedupStepFailed as e:
+        return {}, e.failures
+    return summary.to_dict(), []
 
 
 def _finalize(

@@ -54,12 +54,6 @@ class OutputLayout:
     def bands_dir(self) -> str:
         return self.p("_work", "bands")
 
-    def bucket_dir(self, bucket: int) -> str:
-        return self.p("_work", "bands", f"bucket={bucket:04d}")
-
-    def edges(self, bucket: int) -> str:
-        return self.p("_work", "edges", f"bucket={bucket:04d}.parquet")
-
     @property
     def dedup_dir(self) -> str:
         return self.p("_work", "dedup")

@@ -50,31 +50,6 @@ def phase3_task(
     return result
 
 
-def edges_task(bucket_files: list[str], out_path: str) -> int:
-    from dataproc.dedup.clusters import find_bucket_edges
-
-    return find_bucket_edges(bucket_files, out_path)
-
-
-def clusters_task(
-    edge_files: list[str],
-    out_dir: str,
-    signatures_dir: str | None = None,
-    num_perm: int = 0,
-    min_similarity: float = 0.0,
-) -> dict:
-    from dataproc.dedup.clusters import build_clusters
-
-    summary = build_clusters(
-        edge_files,
-        out_dir,
-        signatures_dir=signatures_dir,
-        num_perm=num_perm,
-        min_similarity=min_similarity,
-    )
-    return summary.to_dict() if hasattr(summary, "to_dict") else dict(summary.__dict__)
-
-
 def _remote(ray: Any, fn: Any, opts: dict[str, Any]) -> Any:
     return ray.remote(fn).options(**opts)
 
@@ -87,9 +62,6 @@ def phase3_remote(ray: Any, opts: dict[str, Any]) -> Any:
     return _remote(ray, phase3_task, opts)
 
 
-def edges_remote(ray: Any, opts: dict[str, Any]) -> Any:
-    return _remote(ray, edges_task, opts)
-
-
-def clusters_remote(ray: Any, opts: dict[str, Any]) -> Any:
-    return _remote(ray, clusters_task, opts)
+def dedup_remote(ray: Any, fn: Any, opts: dict[str, Any]) -> Any:
+    """A phase-2 step function (``dataproc.dedup``) as a Ray task; see ``run_phase2``."""
+    return _remote(ray, fn, opts)

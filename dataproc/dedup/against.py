@@ -1,0 +1,84 @@
+"""``--dedup-against OUT ...``: earlier outputs whose kept documents this run dedups against.
+
+An earlier output takes part through its own band-key files (``OUT/_work/bands``) and removal
+lists (``OUT/_work/dedup/removed``), read in place (local or remote): its documents are placed
+in front of this run's in the phase-2 id space, so a component holding one of them keeps it
+and removes every document of this run in it. Checked before any work starts: the folder must
+be a complete dataproc output with dedup on and the same dedup settings (``SAME_SETTINGS``);
+anything else is a one-line ``DedupError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dataproc.dedup.config import DedupConfig
+from dataproc.errors import DedupError
+
+SAME_SETTINGS = ("num_perm", "bands", "rows", "ngram", "seed", "exact")
+"""Dedup settings that must agree (shingling, normalization and hashing depend on them)."""
+
+
+@dataclass(frozen=True)
+class EarlierOutput:
+    """An output given to ``--dedup-against``: its inputs' band files, rows and removals."""
+
+    path: str
+    band_files: list[str]
+    removed_files: list[str]
+    rows: list[int]
+
+
+def _settings_of(out: str) -> dict[str, Any]:
+    from dataproc.io import fs
+
+    run_json = fs.join(out, "_work", "run.json")
+    manifest = fs.join(out, "manifest.json")
+    if not fs.exists(run_json) or not fs.exists(manifest):
+        raise DedupError(
+            f"--dedup-against {out}: not a dataproc output (no manifest.json and _work/run.json)"
+        )
+    try:
+        state = fs.read_json(run_json)
+        man = fs.read_json(manifest)
+    except (OSError, ValueError) as e:
+        raise DedupError(f"--dedup-against {out}: cannot read its run state: {e}") from None
+    if not man.get("complete"):
+        raise DedupError(f"--dedup-against {out}: that run is not complete; finish it first")
+    return {"state": state, "manifest": man}
+
+
+def check_against(config: DedupConfig) -> list[EarlierOutput]:
+    """Validate every ``dedup.against`` output; return where their dedup files are."""
+    from dataproc.dedup.buckets import band_path
+    from dataproc.dedup.components import removed_path
+    from dataproc.io import fs
+
+    outs: list[EarlierOutput] = []
+    mine = config.model_dump(mode="json")
+    for out in config.against:
+        info = _settings_of(out)
+        theirs = info["state"].get("settings", {}).get("dedup", {})
+        if not theirs.get("enabled", False):
+            raise DedupError(f"--dedup-against {out}: that run had dedup off; nothing to use")
+        diff = [k for k in SAME_SETTINGS if theirs.get(k) != mine.get(k)]
+        if diff:
+            what = ", ".join(f"{k} {theirs.get(k)!r} != {mine.get(k)!r}" for k in diff)
+            raise DedupError(f"--dedup-against {out}: dedup settings differ ({what})")
+        work = fs.join(out, "_work")
+        indices = [int(i["index"]) for i in info["manifest"].get("inputs", [])]
+        bands = [band_path(work, i) for i in indices]
+        if indices and not fs.exists(bands[0]):
+            raise DedupError(
+                f"--dedup-against {out}: {bands[0]} is missing (its _work/ was deleted, or it "
+                "was written by an older dataproc); rerun that output"
+            )
+        rows = []
+        for i in indices:
+            marker = fs.join(work, "done", f"{i:06d}-phase1.json")
+            kept = fs.read_json(marker).get("docs_kept", 0) if fs.exists(marker) else 0
+            rows.append(int(kept) * (config.bands + 1))
+        removed = [removed_path(fs.join(work, "dedup"), i) for i in indices]
+        outs.append(EarlierOutput(out, bands, removed, rows))
+    return outs
