@@ -1,7 +1,7 @@
 """What protects a Ray cluster, checked against real ``ray start --head`` clusters on loopback.
 
-Each head is started the way deploy/ starts one (``RAY_AUTH_MODE`` + a token in the
-environment before ``ray start``), on 127.0.0.1 with its own ports and temp dir, and stopped by
+Each head is started the way deploy/ starts one (``RAY_AUTH_MODE`` and the token in place
+before ``ray start``), on 127.0.0.1 with its own ports and temp dir, and stopped by
 the test (its process group). Clients run in subprocesses: Ray's auth mode is per process and
 the test session has its own local cluster.
 """
@@ -90,15 +90,28 @@ def _kill_tree(proc: subprocess.Popen[bytes], temp_dir: str) -> None:
             continue
 
 
-@pytest.fixture(scope="module", params=["token", "disabled"])
+@pytest.fixture(scope="module", params=["token", "plain"])
 def head(request: pytest.FixtureRequest) -> Iterator[Head]:
-    mode = request.param
-    token = secrets.token_hex(16) if mode == "token" else None
+    """A head with token auth set up as deploy/ does, or a plain ``ray start --head``.
+
+    "plain" is what the deploy files did before: no RAY_AUTH_MODE and no token anywhere, which
+    in Ray 2.60 means no auth at all (the test asserts the cluster says so).
+    """
+    token = secrets.token_hex(16) if request.param == "token" else None
     temp_dir = tempfile.mkdtemp(prefix="rauth")  # short: Ray's unix socket paths are limited
     home = Path(temp_dir) / "home"
     home.mkdir()
     gcs_port, dash_port = _free_port(), _free_port()
-    env = _clean_env(home, RAY_AUTH_MODE=mode, **({"RAY_AUTH_TOKEN": token} if token else {}))
+    extra = {}
+    if token:
+        # The head reads a token file, as deploy/aws-cluster.yaml's nodes do; clients below
+        # pass RAY_AUTH_TOKEN, as KubeRay's containers do: both of Ray's token sources.
+        extra["RAY_AUTH_MODE"] = "token"
+        token_file = Path(temp_dir) / "token" / "auth_token"
+        token_file.parent.mkdir()
+        token_file.write_text(token)
+        extra["RAY_AUTH_TOKEN_PATH"] = str(token_file)
+    env = _clean_env(home, **extra)
     cmd = [
         str(RAY), "start", "--head", "--block", "--disable-usage-stats",
         "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
