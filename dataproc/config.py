@@ -33,6 +33,12 @@ class OutputConfig(StrictModel):
     """How the tokenized Parquet shards are written."""
 
     keep_text: bool = Field(False, description="Also write the scrubbed text in a `text` column.")
+    rejects_text: bool = Field(
+        False,
+        description="Also store what each dropped document said in `rejects/`: its text, or "
+        "for pages dropped before extraction the first 2,000 characters of the HTML and its "
+        "size (`text`, `html_bytes`). Off: rejects carry URL, stage, reason and detail only.",
+    )
     max_file_bytes: int = Field(
         256 * 1024 * 1024,
         ge=1024,

@@ -19,6 +19,7 @@ class Document:
     """
 
     id: str
+    # The page's URL: WARC-Target-URI, unwrapped for Wayback captures (web.archive.org/web/...).
     url: str
     source: str
     offset: int = 0
@@ -31,6 +32,8 @@ class Document:
     language_score: float | None = None
     # Token ids (numpy uint32, EOT appended) once the tokenize stage has run.
     token_ids: Any = None
+    # WARC-Target-URI exactly as in the record (differs from ``url`` only for Wayback captures).
+    warc_target_uri: str = ""
     # Free-form per-stage annotations (e.g. {"pii": {"email": 2}}); not written to Parquet.
     metadata: dict[str, Any] = field(default_factory=dict)
 

@@ -104,7 +104,10 @@ def _write_output(
     table = pa.concat_tables(parts)
     perm = np.random.default_rng([seed, _SEED_TAG_PERM, k]).permutation(table.num_rows)
     table = table.take(pa.array(perm))
-    schema = token_schema(config.keep_text, str(tokenizer["name"]), int(tokenizer["eot_id"]))
+    legacy = "warc_target_uri" not in table.column_names  # an output from before that column
+    schema = token_schema(
+        config.keep_text, str(tokenizer["name"]), int(tokenizer["eot_id"]), legacy=legacy
+    )
     table = table.select(schema.names).cast(schema)
     sink = ParquetFileSink(dst, part_name(k, 0), schema, config)
     step = config.row_group_rows

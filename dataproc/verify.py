@@ -21,6 +21,7 @@ from dataproc.errors import DataprocError
 from dataproc.io import fs
 from dataproc.io.manifest import MANIFEST_VERSION, read_manifest
 from dataproc.io.token_writer import (
+    ADDED_FIELDS,
     FORMAT_VERSION,
     META_EOT_ID,
     META_FORMAT_VERSION,
@@ -159,8 +160,9 @@ def _check_file(
         except Exception as e:
             problems.append(f"{rel}: not a readable Parquet file ({e})")
             return
-        expected = token_schema(keep_text, str(tok["name"]), eot)
         schema = pf.schema_arrow
+        legacy = not any(name in schema.names for name in ADDED_FIELDS)  # written before them
+        expected = token_schema(keep_text, str(tok["name"]), eot, legacy=legacy)
         if not schema.equals(expected, check_metadata=False):
             problems.append(
                 f"{rel}: schema differs from format v{FORMAT_VERSION}: got "

@@ -95,7 +95,7 @@ def make_run_dir(out: Path, *, with_tokens: bool = True) -> Path:
         host = "spam.example.com" if i < 30 else f"www.site{i}.org"
         detail = "domain:spam.example.com" if i < 30 else "word:casino"
         for k, v in zip(
-            REJECT_SCHEMA.names,
+            REJECT_SCHEMA.names[:7],
             [
                 f"id{i}",
                 f"https://{host}/p{i}",
@@ -110,10 +110,12 @@ def make_run_dir(out: Path, *, with_tokens: bool = True) -> Path:
             rows[k].append(v)
     rows["url"].append("http://[bad")  # an unparsable URL must not break the report
     for k, v in zip(
-        REJECT_SCHEMA.names[2:], ["in.warc.gz", 1, "extract", "empty", ""], strict=True
+        REJECT_SCHEMA.names[2:7], ["in.warc.gz", 1, "extract", "empty", ""], strict=True
     ):
         rows[k].append(v)
     rows["id"].append("idx")
+    for extra in REJECT_SCHEMA.names[7:]:  # warc_target_uri, language, text, html_bytes
+        rows[extra] = [None] * len(rows["id"])
     pq.write_table(pa.table(rows, schema=REJECT_SCHEMA), out / "rejects" / "000000-filter.parquet")
     texts = [
         f"Document {i} about <script>alert(1)</script> rivers & lakes. " * (1 + i * 7)

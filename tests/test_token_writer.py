@@ -25,6 +25,7 @@ COLUMNS = [
     "crawl",
     "warc_date",
     "source",
+    "warc_target_uri",
 ]
 
 

@@ -47,13 +47,22 @@ _BASE_FIELDS: list[pa.Field] = [
     pa.field("crawl", pa.string(), nullable=True),
     pa.field("warc_date", pa.timestamp("us", tz="UTC"), nullable=True),
     pa.field("source", pa.string(), nullable=False),
+    pa.field("warc_target_uri", pa.string(), nullable=False),
 ]
+# Columns added after format version 1 was first written: files from before lack them (and
+# are still valid; readers select columns by name).
+ADDED_FIELDS = ("warc_target_uri",)
 TEXT_FIELD = pa.field("text", pa.string(), nullable=True)
 
 
-def token_schema(keep_text: bool, tokenizer_name: str, eot_id: int) -> pa.Schema:
-    """The exact Arrow schema (column order, types, nullability, metadata) of a token file."""
-    fields = list(_BASE_FIELDS) + ([TEXT_FIELD] if keep_text else [])
+def token_schema(
+    keep_text: bool, tokenizer_name: str, eot_id: int, legacy: bool = False
+) -> pa.Schema:
+    """The exact Arrow schema (column order, types, nullability, metadata) of a token file.
+
+    ``legacy``: the schema of files written before ``ADDED_FIELDS`` existed (still valid)."""
+    base = [f for f in _BASE_FIELDS if not (legacy and f.name in ADDED_FIELDS)]
+    fields = base + ([TEXT_FIELD] if keep_text else [])
     return pa.schema(
         fields,
         metadata={
@@ -306,6 +315,7 @@ _META_TYPES: dict[str, pa.DataType] = {
     "crawl": pa.string(),
     "warc_date": pa.timestamp("us", tz="UTC"),
     "source": pa.string(),
+    "warc_target_uri": pa.string(),
 }
 
 
@@ -328,6 +338,8 @@ class _RowGroup:
     def add(self, doc: Document, arr: np.ndarray) -> None:
         for name, values in self.columns.items():
             values.append(getattr(doc, name))
+        if not doc.warc_target_uri:  # a Document built without it (tests, old _work/docs)
+            self.columns["warc_target_uri"][-1] = doc.url
         self.arrays.append(arr)
         self.tokens += arr.size
         self.nbytes += arr.size * TOKEN_BYTES

@@ -21,6 +21,7 @@ from dataproc import __version__
 from dataproc.config import PipelineConfig
 from dataproc.errors import OutputError
 from dataproc.io import fs
+from dataproc.io.card import write_card
 from dataproc.report import build_report_or_warn
 from dataproc.runner.layout import OutputLayout
 from dataproc.runner.plan import InputFile, check_inputs, plan_inputs
@@ -459,6 +460,7 @@ def _finalize(
     if failures:
         manifest["failures"] = sorted(failures, key=lambda f: (f["phase"], f["unit"]))
     write_manifest(layout.out, manifest)
+    write_card(layout.out, manifest)  # OUT/README.md: loaders read only tokens/*.parquet
 
     languages: dict[str, int] = {}
     for key in sorted(p1, key=int):

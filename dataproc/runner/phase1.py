@@ -29,6 +29,7 @@ DOCS_SCHEMA = pa.schema(
         ("doc_index", pa.uint64()),
         ("id", pa.string()),
         ("url", pa.string()),
+        ("warc_target_uri", pa.string()),
         ("source", pa.string()),
         ("offset", pa.int64()),
         ("crawl", pa.string()),
@@ -115,6 +116,7 @@ class _DocsWriter:
         c["doc_index"].append(d.doc_index)
         c["id"].append(d.id)
         c["url"].append(d.url)
+        c["warc_target_uri"].append(d.warc_target_uri)
         c["source"].append(d.source)
         c["offset"].append(d.offset)
         c["crawl"].append(d.crawl)
@@ -216,7 +218,7 @@ def run_phase1(
     started = time.time()
     layout = OutputLayout(out_dir)
     stats = StatsSet()
-    rejects = RejectWriter(layout.rejects(input_index, "filter"))
+    rejects = RejectWriter(layout.rejects(input_index, "filter"), config.write.rejects_text)
     stages = cached_filter_stages(config)
 
     read_stats = stats.get("read")

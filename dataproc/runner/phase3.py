@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from dataproc.config import PipelineConfig
-from dataproc.document import Document
+from dataproc.document import Document, Reject
 from dataproc.io import fs
 from dataproc.io.rejects import RejectWriter
 from dataproc.runner.layout import OutputLayout
@@ -51,6 +51,8 @@ def _iter_docs(path: str) -> Iterator[Document]:
                 yield Document(
                     id=row["id"],
                     url=row["url"],
+                    # _work/docs written before this column: the URL is all we have.
+                    warc_target_uri=row.get("warc_target_uri") or row["url"],
                     source=row["source"],
                     offset=row["offset"],
                     doc_index=row["doc_index"],
@@ -83,7 +85,7 @@ def run_phase3(
     started = time.time()
     layout = OutputLayout(out_dir)
     stats = StatsSet()
-    rejects = RejectWriter(layout.rejects(input_index, "dedup"))
+    rejects = RejectWriter(layout.rejects(input_index, "dedup"), config.write.rejects_text)
     removed = _load_removed(layout.removed(input_index)) if config.dedup.enabled else {}
     dedup_stats = stats.get("dedup")
 
@@ -97,9 +99,7 @@ def run_phase3(
             else:
                 kept, reason = hit
                 dedup_stats.drop(reason)
-                rejects.add(
-                    d.id, d.url, d.source, d.offset, "dedup", reason, f"kept_doc_index:{kept}"
-                )
+                rejects(d, "dedup", Reject(reason, f"kept_doc_index:{kept}"))
 
     earlier = _earlier_parts(layout, input_index)
     tokenizer_stage = _tokenizer_stage(config)

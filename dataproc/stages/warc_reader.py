@@ -845,6 +845,7 @@ class _FileReader:
         return Document(
             id=rid,
             url=unwrap_wayback_url(url) if url else "",
+            warc_target_uri=url,
             source=self.source,
             offset=offset,
             doc_index=(self.input_index << 32) | ordinal,
