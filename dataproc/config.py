@@ -23,6 +23,7 @@ from dataproc.stages.decontaminate import DecontamConfig
 from dataproc.stages.extract import ExtractConfig
 from dataproc.stages.langid import LangIdConfig
 from dataproc.stages.pii import PiiConfig
+from dataproc.stages.prefilter import PrefilterConfig
 from dataproc.stages.quality import QualityConfig
 from dataproc.stages.tokenize import TokenizerConfig
 from dataproc.stages.url_filter import UrlFilterConfig
@@ -102,6 +103,7 @@ class PipelineConfig(StrictModel):
     reader: ReaderConfig = Field(default_factory=ReaderConfig)
     url_filter: UrlFilterConfig = Field(default_factory=UrlFilterConfig)
     consent: ConsentConfig = Field(default_factory=ConsentConfig)
+    prefilter: PrefilterConfig = Field(default_factory=PrefilterConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
     langid: LangIdConfig = Field(default_factory=LangIdConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)

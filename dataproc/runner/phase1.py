@@ -52,6 +52,7 @@ def build_filter_stages(config: PipelineConfig) -> list[Stage]:
     from dataproc.stages.extract import Extractor
     from dataproc.stages.langid import LanguageId
     from dataproc.stages.pii import PiiScrubber
+    from dataproc.stages.prefilter import Prefilter
     from dataproc.stages.quality import quality_stages
     from dataproc.stages.url_filter import UrlFilter
 
@@ -60,6 +61,14 @@ def build_filter_stages(config: PipelineConfig) -> list[Stage]:
         stages.append(UrlFilter(config.url_filter))
     if config.consent.enabled:
         stages.append(ConsentFilter(config.consent))
+    if config.prefilter.enabled:
+        gopher = config.quality.gopher_quality
+        min_words = gopher.min_words if config.quality.enabled and gopher.enabled else 0
+        stages.append(
+            Prefilter(
+                config.prefilter, config.langid.languages, min_words, config.langid.model_path
+            )
+        )
     stages.append(Extractor(config.extract))
     stages.append(LanguageId(config.langid))
     stages.extend(quality_stages(config.quality))
