@@ -198,3 +198,20 @@ def sample_dir_of(out: Path) -> str:
     from dataproc.sample import sample_input_dir
 
     return sample_input_dir(str(out))
+
+
+def test_matplotlib_info_lines_are_silenced(tmp_path: Path) -> None:
+    """A first run builds matplotlib's font cache, which it announces at INFO level."""
+    from test_report import make_run_dir
+
+    out = make_run_dir(tmp_path / "out")
+    env = dict(os.environ, MPLCONFIGDIR=str(tmp_path / "mpl"), PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "dataproc", "--log-level", "INFO", "report", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == EXIT_OK, proc.stderr
+    assert "matplotlib" not in proc.stderr and "fontManager" not in proc.stderr, proc.stderr

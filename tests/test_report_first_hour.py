@@ -46,6 +46,10 @@ def test_non_page_records_are_not_drops_of_read() -> None:
     row = _rows(html)["read"]
     assert row[1:5] == ["399", "300", "99", "75.2%"]  # in, out, dropped, kept: pages only
     assert "601 WARC records that are not web pages" in unescape(html)
+    from dataproc.report.render import _drops, _mb
+
+    assert "leaves them out too" in _drops(_data([read]))
+    assert _mb(12_345) == "12.3 kB" and _mb(0) == "0.0 MB"  # small, not "0.0 MB"
 
 
 def test_unmeasured_bytes_show_a_dash_not_zero() -> None:

@@ -54,6 +54,8 @@ def _n(x: float | int) -> str:
 def _mb(nbytes: float) -> str:
     if nbytes >= 1e9:
         return f"{nbytes / 1e9:,.2f} GB"
+    if 0 < nbytes < 1e5:  # "0.0 MB" would read as nothing measured
+        return f"{nbytes / 1e3:,.1f} kB"
     return f"{nbytes / 1e6:,.1f} MB"
 
 
@@ -286,7 +288,7 @@ def _drops(d: ReportData) -> str:
         body += (
             f'<p class="note">Not counted above: {skipped_records:,} WARC records that are not '
             f"web pages ({', '.join(_NON_PAGE_RECORDS)}); the funnel's <code>read</code> row "
-            "includes them.</p>"
+            "leaves them out too.</p>"
         )
     return _section("drops", "Why documents were dropped", body)
 
