@@ -9,6 +9,7 @@ the test session has its own local cluster.
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import os
 import re
 import secrets
@@ -69,6 +70,7 @@ class Head:
     dashboard: str
     token: str | None
     home: Path
+    pid: int  # the `ray start --block` process: every server of the head descends from it
 
 
 def _kill_tree(proc: subprocess.Popen[bytes], temp_dir: str) -> None:
@@ -140,7 +142,7 @@ def head(request: pytest.FixtureRequest) -> Iterator[Head]:
             while dashboard_auth_mode(dashboard, timeout=2) is None:
                 assert time.monotonic() < deadline, "the dashboard never answered"
                 time.sleep(1)
-        yield Head(f"127.0.0.1:{gcs_port}", dashboard, token, home)
+        yield Head(f"127.0.0.1:{gcs_port}", dashboard, token, home, proc.pid)
     finally:
         _kill_tree(proc, temp_dir)
         log.close()
@@ -163,6 +165,22 @@ from dataproc.runner.ray_runtime import ray_session
 with ray_session(ExecutionConfig(address=sys.argv[1] if len(sys.argv) > 1 else {addr!r})) as ray:
     print("CPUS", ray.cluster_resources().get("CPU"))
 """
+
+
+def test_the_head_listens_on_loopback_only(head: Head) -> None:
+    procs = psutil.Process(head.pid).children(recursive=True)
+    pids = {head.pid, *(p.pid for p in procs)}
+    listeners = [
+        c
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.pid in pids
+    ]
+    assert len(listeners) >= 3, "found too few listeners: the check itself is broken"
+    for c in listeners:
+        ip = ipaddress.ip_address(c.laddr.ip)
+        if ip.version == 6 and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        assert ip.is_loopback, f"pid {c.pid} listens on {c.laddr.ip}:{c.laddr.port}"
 
 
 @needs_dashboard
