@@ -107,13 +107,14 @@ def measure(out: str, seq_len: int, world_size: int, max_seconds: float) -> dict
     init_s = time.time() - t0
     rss_after_init = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tokens, windows = 0, 0
-    t1 = time.time()
+    t1, c1 = time.time(), time.process_time()
     for w in loader:
         tokens += len(w)
         windows += 1
         if time.time() - t1 > max_seconds:
             break
     secs = time.time() - t1
+    cpu = time.process_time() - c1  # on a shared machine wall time includes waiting for a core
     return {
         "dataset_tokens": loader.total_tokens,
         "blocks": sum(len(s.block_tokens) for s in loader.sources),
@@ -124,6 +125,8 @@ def measure(out: str, seq_len: int, world_size: int, max_seconds: float) -> dict
         "index_seconds": round(init_s, 2),
         "seconds": round(secs, 2),
         "tokens_per_second": round(tokens / secs),
+        "cpu_seconds": round(cpu, 2),
+        "tokens_per_cpu_second": round(tokens / cpu),
         "peak_rss_mb_after_index": rss_after_init // 1024,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
     }
@@ -230,7 +233,7 @@ def mixture(out: str, epoch_tokens: int, seq_len: int, gb: float) -> dict:
     for name, ids, part in (("a", (0, 50_000), 0.6), ("b", (50_000, EOT), 0.4)):
         if not os.path.exists(os.path.join(srcs[name], "manifest.json")):
             generate(srcs[name], gb * part, 4, seed=len(name) + ord(name), ids=ids)
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     loader = TokenLoader(
         srcs, seq_len, seed=0, weights={"a": 0.7, "b": 0.3}, epoch_tokens=epoch_tokens
     )
@@ -246,24 +249,26 @@ def mixture(out: str, epoch_tokens: int, seq_len: int, gb: float) -> dict:
         prev_owner = int(owner[-1])
         counted += np.bincount(owner, minlength=2)
         tokens += len(w)
-    secs = time.time() - t0
-    loader.set_epoch(0)  # summary of the finished epoch: ask a fresh loader at its end
-    done = TokenLoader(
-        srcs, seq_len, seed=0, weights={"a": 0.7, "b": 0.3}, epoch_tokens=epoch_tokens
-    )
-    state = done.state_dict(position=len(done))
-    summary = {k: v for k, v in state["consumed_tokens"].items()}
+    secs, cpu = time.time() - t0, time.process_time() - c0
+    sources = loader.summary()["sources"]  # the loader has finished epoch 0
+    counted_d = {"a": int(counted[0]), "b": int(counted[1])}
+    consumed = {n: v["consumed_tokens"] for n, v in sources.items()}
+    rank = {n: v["rank_tokens"] for n, v in sources.items()}
     return {
         "epoch_tokens": epoch_tokens,
-        "natural_tokens": dict(zip(srcs, done.natural_tokens, strict=True)),
-        "quotas": dict(zip(srcs, done.quotas, strict=True)),
+        "natural_tokens": {n: v["natural_tokens"] for n, v in sources.items()},
+        "quotas": {n: v["epoch_tokens"] for n, v in sources.items()},
+        "repeats_per_epoch": {n: v["repeats_per_epoch"] for n, v in sources.items()},
         "tokens_yielded": tokens,
-        "counted_from_ids": {"a": int(counted[0]), "b": int(counted[1])},
-        "loader_accounting": summary,
-        "exact": summary == {"a": int(counted[0]), "b": int(counted[1])},
+        "counted_from_ids": counted_d,
+        "consumed_tokens": consumed,
+        "rank_tokens": rank,
+        "exact": consumed == counted_d == rank,
         "share_b": round(int(counted[1]) / max(1, tokens), 6),
         "seconds": round(secs, 2),
         "tokens_per_second": round(tokens / secs),
+        "cpu_seconds": round(cpu, 2),
+        "tokens_per_cpu_second": round(tokens / cpu),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
     }
 

@@ -153,3 +153,21 @@ def test_dataproc_remove_keeps_per_row_group_counts(tmp_path):
         rows, tokens = read_row_group_counts(str(out), f["path"])
         assert (f["row_group_rows"], f["row_group_tokens"]) == (rows, tokens)
     assert verify_output(str(out)).ok
+
+
+def test_read_manifest_index_fast_path_matches_json(tmp_path):
+    from dataproc.io import fs
+    from dataproc.io.manifest import read_manifest_index
+
+    m = make_output(str(tmp_path), [40, 0, 9, 17], config=OutputConfig(row_group_rows=8))
+    head, paths, per_file, tokens = read_manifest_index(str(tmp_path))
+    assert head["tokenizer"] == m["tokenizer"] and paths == [f["path"] for f in m["files"]]
+    assert per_file.tolist() == [len(f["row_group_tokens"]) for f in m["files"]]
+    assert tokens.tolist() == [t for f in m["files"] for t in f["row_group_tokens"]]
+    # any other JSON layout of the same manifest (e.g. json.dumps indent=2) gives the same
+    fs.write_json_atomic(str(tmp_path / "manifest.json"), m)
+    _, paths2, per_file2, tokens2 = read_manifest_index(str(tmp_path))
+    assert paths2 == paths and per_file2.tolist() == per_file.tolist()
+    assert tokens2.tolist() == tokens.tolist()
+    write_manifest(str(tmp_path), _as_format_1(m))
+    assert read_manifest_index(str(tmp_path))[2:] == (None, None)

@@ -104,20 +104,26 @@ def write_manifest(out_dir: str, manifest: dict) -> None:
     fs.write_bytes_atomic(fs.join(out_dir, MANIFEST_NAME), _dumps(manifest).encode("utf-8"))
 
 
-def read_manifest(out_dir: str) -> dict:
-    """Read and check ``OUT/manifest.json``; raise OutputError naming the problem and the fix."""
+def _read(out_dir: str) -> tuple[str, bytes]:
     path = fs.join(out_dir, MANIFEST_NAME)
     if not fs.exists(path):
         raise OutputError(
             f"{path}: no manifest. Is {out_dir!r} a dataproc output folder? A run writes "
             "manifest.json when it finishes; rerun `dataproc run` to complete it."
         )
+    return path, fs.read_bytes(path)
+
+
+def _parse(path: str, data: bytes) -> Any:
     try:
-        manifest = fs.read_json(path)
+        return json.loads(data.decode("utf-8"))
     except ValueError as e:
         raise OutputError(
             f"{path}: not valid JSON ({e}); the file is corrupt, rerun the job"
         ) from None
+
+
+def _check(path: str, manifest: Any) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise OutputError(f"{path}: not a dataproc token manifest (format != {MANIFEST_FORMAT!r})")
     version = manifest.get("format_version")
@@ -134,6 +140,91 @@ def read_manifest(out_dir: str) -> dict:
     if not isinstance(tok, dict) or tok.get("eot_id") is None or tok.get("name") is None:
         raise OutputError(f"{path}: tokenizer info lacks name/eot_id; cannot delimit documents")
     return manifest
+
+
+def read_manifest(out_dir: str) -> dict:
+    """Read and check ``OUT/manifest.json``; raise OutputError naming the problem and the fix."""
+    path, data = _read(out_dir)
+    return _check(path, _parse(path, data))
+
+
+_FILES_OPEN = b'\n  "files": [\n'
+_FILES_CLOSE = b"\n  ]"
+
+
+def _files_table(path: str, data: bytes) -> tuple[dict, Any] | None:
+    """(manifest with ``files: []``, Arrow table of the entries) when ``data`` has the layout
+    ``write_manifest`` writes (one entry per line); None otherwise."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    i = data.find(_FILES_OPEN)
+    if i < 0:
+        return None
+    start = i + len(_FILES_OPEN)
+    end = data.find(_FILES_CLOSE, start)  # entries are one line each: the first "]" line ends it
+    if end < 0:
+        return None
+    head = _parse(path, data[:i] + b'\n  "files": []' + data[end + len(_FILES_CLOSE) :])
+    body = data[start:end]
+    try:
+        # one thread: on a node starting 8 ranks at once, threads only add overhead
+        opts = pj.ReadOptions(use_threads=False)
+        table = pj.read_json(pa.py_buffer(body.replace(b"},\n", b"}\n")), read_options=opts)
+    except (pa.ArrowInvalid, ValueError):
+        return None
+    if table.num_rows != body.count(b"\n") + 1 or "path" not in table.column_names:
+        return None
+    if "row_group_tokens" in table.column_names:
+        typ = table.schema.field("row_group_tokens").type
+        if not (pa.types.is_list(typ) and typ.value_type == pa.int64()):
+            return None  # unusual content: let the json module read it
+    return head, table
+
+
+def _flat(arr: Any, dtype: Any) -> Any:
+    """A primitive Arrow array as NumPy, from its buffer (Array.to_numpy imports pandas)."""
+    import numpy as np
+
+    width = np.dtype(dtype).itemsize
+    return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * width)
+
+
+def read_manifest_index(out_dir: str) -> tuple[dict, list[str], Any, Any]:
+    """What a training rank plans from: ``(manifest, paths, rg_per_file, rg_tokens)``.
+
+    ``rg_per_file`` (int64, one per file) and ``rg_tokens`` (int64, all row groups in file
+    order) are the per-row-group token counts, or both None for a format-1 manifest. The
+    returned manifest may have its ``files`` emptied. Reads the file once; for the one-line-
+    per-entry layout the entries are parsed by Arrow's JSON reader into columns (100k files:
+    ~0.15 s of CPU instead of ~0.4 s for ``json`` plus Python loops).
+    """
+    import numpy as np
+
+    path, data = _read(out_dir)
+    fast = _files_table(path, data)
+    if fast is not None:
+        head, table = fast
+        manifest = _check(path, head)
+        paths = table.column("path").to_pylist()
+        if manifest["format_version"] < 2 or "row_group_tokens" not in table.column_names:
+            return manifest, paths, None, None
+        col = table.column("row_group_tokens").combine_chunks()
+        if col.null_count:
+            return manifest, paths, None, None
+        offsets = np.frombuffer(
+            col.buffers()[1], dtype=np.int32, count=len(col) + 1, offset=col.offset * 4
+        ).astype(np.int64)
+        tokens = _flat(col.values, np.int64)[offsets[0] : offsets[-1]]
+        return manifest, paths, np.diff(offsets), tokens
+    manifest = _check(path, _parse(path, data))
+    paths = [f["path"] for f in manifest["files"]]
+    if not has_row_group_counts(manifest):
+        return manifest, paths, None, None
+    per_file = [f["row_group_tokens"] for f in manifest["files"]]
+    sizes = np.fromiter(map(len, per_file), dtype=np.int64, count=len(per_file))
+    tokens = np.fromiter((c for p in per_file for c in p), dtype=np.int64, count=int(sizes.sum()))
+    return manifest, paths, sizes, tokens
 
 
 def manifest_files(manifest: dict) -> list[TokenFileInfo]:

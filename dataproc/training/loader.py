@@ -33,6 +33,7 @@ The contract (docs/training.md has the long form):
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -263,36 +264,35 @@ class TokenLoader:
 
     # ----- reading -----
     def _piece_tokens(self, plan: EpochPlan, i: int) -> np.ndarray:
-        """Piece ``i``: its group's documents, permuted, concatenated, cut to its length."""
-        values, lengths = [], []
+        """Piece ``i`` (uint32): its group's documents, permuted, concatenated, cut to length.
+
+        Documents are slices of the decoded row groups, so the group is held about twice
+        (decoded + concatenated, 4 bytes per token each); windows are widened to int64 one at
+        a time.
+        """
+        docs: list[np.ndarray] = []
         cache = self._files[int(plan.src[i])]
         for file, rg in plan.piece_blocks(i):
-            v, offsets = cache.read_block(file, rg)
-            values.append(v)
-            lengths.append(np.diff(offsets))
-        if not values:
-            return np.zeros(0, dtype=np.int64)
-        flat = np.concatenate(values)
-        lens = np.concatenate(lengths)
-        perm = plan.doc_permutation(i, len(lens))
+            values, offsets = cache.read_block(file, rg)
+            bounds = offsets.tolist()
+            docs.extend(values[a:b] for a, b in itertools.pairwise(bounds))
+        perm = plan.doc_permutation(i, len(docs))
         if perm is not None:
-            starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
-            new_lens = lens[perm]
-            new_starts = np.concatenate([[0], np.cumsum(new_lens)[:-1]])
-            gather = np.repeat(starts[perm] - new_starts, new_lens) + np.arange(len(flat))
-            flat = flat[gather]
-        return flat[: int(plan.length[i])].astype(np.int64)
+            docs = [docs[j] for j in perm.tolist()]
+        if not docs:
+            return np.zeros(0, dtype=np.uint32)
+        return np.concatenate(docs)[: int(plan.length[i])]
 
     def _chunks(self, ranges: list[tuple[int, int]]) -> Iterator[tuple[int, np.ndarray]]:
         """(source, tokens) covering ``ranges`` in order; one piece in memory at a time."""
         plan = self.plan()
-        cached, tokens = -1, np.zeros(0, dtype=np.int64)
+        cached, tokens = -1, np.zeros(0, dtype=np.uint32)
         for a, b in ranges:
             pos = a
             i = plan.piece_at(pos)
             while pos < b:
                 if i != cached:
-                    cached, tokens = -1, np.zeros(0, dtype=np.int64)  # free the old one first
+                    cached, tokens = -1, np.zeros(0, dtype=np.uint32)  # free the old one first
                     tokens, cached = self._piece_tokens(plan, i), i
                 p0 = int(plan.starts[i])
                 hi = min(b, p0 + int(plan.length[i]))
@@ -326,7 +326,7 @@ class TokenLoader:
         self._next_epoch()
 
     def _emit(self, pending: list[np.ndarray], counts: np.ndarray) -> Any:
-        seq = pending[0] if len(pending) == 1 else np.concatenate(pending)
+        seq = np.concatenate(pending, dtype=np.int64)
         self._position += 1
         self._rank_tokens += counts
         if self.return_boundaries:
