@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import random
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -166,6 +168,10 @@ _ADVERSARIAL = [
     "1.1.1.",
     "a@a.",
     "x1 ",
+    "(+1) ",
+    "电1",
+    "ES91 2100 ",
+    "Tel: 1",
 ]
 
 
@@ -260,3 +266,195 @@ def test_prefilters_never_hide_a_match(text: str) -> None:
         assert pii._CARD_HINT_RE.search(text)
     if pii._EMAIL_RE.search(text):
         assert "@" in text
+
+
+# --- issue 14: IBANs of every length, invalid IBANs, phone false positives and misses ---------
+
+_MULT4_IBANS = [
+    "AT611904300234573201",
+    "PL61109010140000071219812874",
+    "BE68539007547034",
+    "SE4550000000058398257466",
+    "CZ6508000000192000145399",
+    "ES9121000418450200051332",
+    "SK3112000000198742637541",
+    "HU42117730161111101800000000",
+    "LT121000011101001000",
+    "RO49AAAA1B31007593840000",
+]
+
+
+def _grouped(iban: str) -> str:
+    return " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
+
+
+@pytest.mark.parametrize("iban", _MULT4_IBANS)
+@pytest.mark.parametrize("after", [" today.", " next week", " then", " from us", ",", "", "\nNext"])
+@pytest.mark.parametrize("form", ["grouped", "compact"])
+def test_ibans_whose_length_is_a_multiple_of_4_are_found_before_a_word(
+    iban: str, after: str, form: str
+) -> None:
+    value = _grouped(iban) if form == "grouped" else iban
+    assert _kinds(f"Pay {value}{after}") == [("iban", value)]
+
+
+def test_the_issue_example_iban_is_scrubbed() -> None:
+    out, counts = scrub("ES91 2100 0418 4502 0005 1332 today.")
+    assert (out, counts["iban"]) == ("<IBAN> today.", 1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "DE89 3704 0044 0532 0130 0012 is too long for Germany",
+        "ES91 2100 0418 4502 0005 1332today",  # glued to a word: no IBAN boundary
+        "ES91210004184502000513321",  # one character too many
+    ],
+)
+def test_iban_runs_of_the_wrong_length_are_not_ibans(text: str) -> None:
+    assert not any(s.kind == "iban" for s in find_pii(text))
+
+
+def _invalid_ibans() -> list[str]:
+    from dataproc.eval.pii_cases import make_iban
+
+    rng = random.Random(7)
+    out = []
+    for country in sorted(pii.IBAN_LENGTHS):
+        iban = make_iban(rng, country, valid=False)
+        assert not iban_valid(iban)
+        out += [iban, _grouped(iban)]
+    return out
+
+
+@pytest.mark.parametrize("iban", _invalid_ibans())
+def test_an_invalid_iban_shaped_string_is_left_whole(iban: str) -> None:
+    """Decision (docs/quality.md): checksum failed -> no IBAN, and no card or phone inside."""
+    text = f"Tel. office, pay to {iban} today"
+    assert find_pii(text) == [], iban
+    assert scrub(text)[0] == text
+
+
+def test_a_valid_iban_with_iban_scrubbing_off_is_left_whole() -> None:
+    text = "Konto DE89 3704 0044 0532 0130 00, Tel. bitte"
+    assert find_pii(text, kinds=("email", "card", "ip", "phone")) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Contact us: 1 Main St, Sausalito, CA 94965-2100.",
+        "Phone the office at Boston, MA. 02134-1234 for hours",
+        "Call the journal office. ISSN: 0003-6439",
+        "ISSN 0028-0836 (print), 1476-4687 (online); phone the desk",
+        "Message posted Jul 19 2001 01:21PM, call us",
+        "Posted 19 Jul 2001 01:21 by the office",
+        "Reply sent July 4, 2019 10:45 am. Call back later.",
+        "62 years (1935) 120",
+        "Message Types | RFC 5971 0-63: IETF Review. 64-119: Specification Required",
+        "| 31/01/2014 | 481702879\nHome Office (publisher page)",
+        "3.6346572438162545,3.4110727479668594",
+        "http://web.archive.org/web/20000229123340/http://www.yahoo.com/",
+        "联系我们 备案号:沪ICP备12345678号 京公网安备97771849801105号",
+        "联系方式 共12345678人",
+    ],
+)
+def test_phone_and_card_false_positives_of_issue_14(text: str) -> None:
+    assert _kinds(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Bilgi için (+90) 532 123 45 67 numarasından", "(+90) 532 123 45 67"),
+        ("Ayşe +90 532 123 45 67'dan ulaşın", "+90 532 123 45 67"),
+        ("Rezervasyon +90 5321234567.", "+90 5321234567"),
+        ("Tel.+90 532 123 45 67", "+90 532 123 45 67"),
+        ("王先生+86 138 0013 8000，欢迎咨询。", "+86 138 0013 8000"),
+        ("订购+86 186 3069 8469转", "+86 186 3069 8469"),
+        ("详情请咨询0086 152 2518 9729。", "0086 152 2518 9729"),
+        ("请致电+8613800138000咨询", "+8613800138000"),
+        ("(+86) 138 0013 8000", "(+86) 138 0013 8000"),
+        ("监督电话：13611778776", "13611778776"),
+        ("全国统一服务热线 139-287-56857", "139-287-56857"),
+    ],
+)
+def test_international_mobiles_without_a_phone_word(text: str, value: str) -> None:
+    assert _kinds(text) == [("phone", value)]
+
+
+@pytest.mark.parametrize(
+    ("tel", "fax"),
+    [
+        ("00902125551234", "00902125551235"),
+        ("02125551234567", "0212555123452"),
+        ("004930123456789", "4111111111111"),  # fax Luhn-valid: still a phone, not a card
+        ("+902125551234567", "+90212555123452"),
+    ],
+)
+def test_long_digit_runs_after_tel_and_fax_are_phones(tel: str, fax: str) -> None:
+    text = f"Tel: {tel} Fax: {fax}"
+    assert _kinds(text) == [("phone", tel), ("phone", fax)]
+
+
+def test_a_16_digit_card_after_a_phone_word_is_still_a_card() -> None:
+    assert _kinds("call 4111 1111 1111 1111") == [("card", "4111 1111 1111 1111")]
+
+
+def test_issn_check_digit() -> None:
+    assert pii.issn_valid("00036439") and pii.issn_valid("03785955")
+    assert not pii.issn_valid("00036438") and not pii.issn_valid("0003643")
+
+
+def test_generated_hard_cases_are_all_right() -> None:
+    """Every class of the eval's generated suite, on a seed the eval does not use."""
+    from dataproc.eval.pii import score_hard_cases
+    from dataproc.eval.pii_cases import CASE_CLASSES, hard_cases
+
+    result = score_hard_cases(hard_cases(per_class=60, seed=1))
+    assert set(result["per_class"]) == set(CASE_CLASSES)
+    wrong = {k: r["failures"] for k, r in result["per_class"].items() if r["correct_rate"] < 1}
+    assert wrong == {}
+
+
+def test_generated_ibans_have_the_checksum_they_claim() -> None:
+    from dataproc.eval.pii_cases import make_iban
+
+    rng = random.Random(3)
+    for country in pii.IBAN_LENGTHS:
+        assert iban_valid(make_iban(rng, country)), country
+        assert not iban_valid(make_iban(rng, country, valid=False)), country
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(sorted(pii.IBAN_LENGTHS)),
+    st.integers(min_value=0, max_value=2**32),
+    st.booleans(),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=8),
+)
+def test_a_valid_iban_before_any_word_is_found_exactly(
+    country: str, seed: int, grouped: bool, word: str
+) -> None:
+    from dataproc.eval.pii_cases import make_iban
+
+    iban = make_iban(random.Random(seed), country)
+    value = _grouped(iban) if grouped else iban
+    text = f"to {value} {word}"
+    assert (text.index(value), text.index(value) + len(value), "iban") in [
+        (s.start, s.end, s.kind) for s in find_pii(text)
+    ]
+
+
+def test_eval_pii_reports_the_hard_cases_per_class(tmp_path: Path) -> None:
+    from dataproc.eval.pii import evaluate_pii
+    from dataproc.eval.pii_cases import CASE_CLASSES
+    from dataproc.eval.report import pii_tables
+
+    clean = tmp_path / "clean.txt"
+    clean.write_text("Nothing personal here.", encoding="utf-8")
+    result = evaluate_pii(negatives=[str(clean)], hard_cases_per_class=3)
+    assert result["hard_cases"]["sentences"] == 3 * len(CASE_CLASSES)
+    rendered = pii_tables(result)
+    assert "generated hard cases" in rendered
+    assert all(f"| {name} " in rendered for name in CASE_CLASSES)

@@ -13,6 +13,9 @@ Negatives: texts that should hold no scrubbable PII (e.g. the extraction gold ar
 scanned; every detection is reported with its text so a reader can judge it, and every
 version string, date, price and ISBN found in them (plus a built-in adversarial list) must
 stay untouched (``protected``).
+
+Hard cases: a generated, labelled suite of the shapes the scrubber once got wrong
+(:mod:`dataproc.eval.pii_cases`), scored per class by exact spans (``score_hard_cases``).
 """
 
 from __future__ import annotations
@@ -302,12 +305,65 @@ def score_negatives(texts: Sequence[tuple[str, str]]) -> dict[str, Any]:
     }
 
 
+def score_hard_cases(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per class of :mod:`dataproc.eval.pii_cases`: is every sentence scrubbed exactly right?
+
+    A sentence is *correct* when ``find_pii`` returns exactly its gold spans (same kind, same
+    boundaries) and nothing else. ``found`` counts gold spans detected exactly, ``wrong``
+    detections that are not gold (a ZIP code called a phone, a fax number called a card).
+    """
+    from dataproc.eval.pii_cases import CASE_CLASSES
+    from dataproc.stages.pii import find_pii
+
+    per_class: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        text = rec["full_text"]
+        gold = {
+            (int(g["start_position"]), int(g["end_position"]), ENTITY_TO_KIND[g["entity_type"]])
+            for g in rec["spans"]
+        }
+        pred = {(s.start, s.end, str(s.kind)) for s in find_pii(text)}
+        row = per_class.setdefault(
+            rec["class"],
+            {
+                "what": CASE_CLASSES[rec["class"]][0] if rec["class"] in CASE_CLASSES else "",
+                "sentences": 0,
+                "correct": 0,
+                "gold": 0,
+                "found": 0,
+                "wrong": 0,
+                "failures": [],
+            },
+        )
+        row["sentences"] += 1
+        row["gold"] += len(gold)
+        row["found"] += len(gold & pred)
+        row["wrong"] += len(pred - gold)
+        if gold == pred:
+            row["correct"] += 1
+        elif len(row["failures"]) < 10:
+            row["failures"].append(
+                {"text": text, "detected": [[text[s:e], k] for s, e, k in sorted(pred)]}
+            )
+    for row in per_class.values():
+        row["correct_rate"] = row["correct"] / row["sentences"]
+        row["recall"] = row["found"] / row["gold"] if row["gold"] else None
+    total = sum(r["sentences"] for r in per_class.values())
+    return {
+        "sentences": total,
+        "correct": sum(r["correct"] for r in per_class.values()),
+        "per_class": per_class,
+    }
+
+
 def evaluate_pii(
     presidio: str | None = None,
     negatives: Sequence[str] = (),
     context_sentences: str | None = None,
+    hard_cases_per_class: int = 50,
 ) -> dict[str, Any]:
-    """Span precision/recall on ``presidio``, plus false positives on ``negatives``."""
+    """Span precision/recall on ``presidio``, false positives on ``negatives``, and the
+    generated hard cases (``hard_cases_per_class`` sentences of each class)."""
     result: dict[str, Any] = {"matching": f"same kind, >= {MIN_COVERAGE:.0%} character coverage"}
     if presidio:
         result["labelled"] = score_spans(load_presidio(presidio))
@@ -317,4 +373,30 @@ def evaluate_pii(
         )
     # The adversarial protected list always runs, so negatives are never empty.
     result["negatives"] = score_negatives(load_negative_texts(negatives))
+    # So does the generated suite of known hard cases (no files needed).
+    from dataproc.eval.pii_cases import hard_cases
+
+    result["hard_cases"] = score_hard_cases(hard_cases(per_class=hard_cases_per_class))
     return result
+
+
+def hard_case_rows(hard: dict[str, Any]) -> tuple[list[str], list[list[Any]], str]:
+    """Headers, rows and title of the per-class table of ``score_hard_cases``."""
+    rows = [
+        [
+            name,
+            r["sentences"],
+            r["correct"],
+            r["correct_rate"],
+            r["gold"],
+            r["found"],
+            r["wrong"],
+            r["what"],
+        ]
+        for name, r in hard["per_class"].items()
+    ]
+    return (
+        ["class", "sentences", "correct", "rate", "gold PII", "found", "wrong", "what"],
+        rows,
+        f"PII: generated hard cases ({hard['correct']} of {hard['sentences']} sentences exactly right)",
+    )

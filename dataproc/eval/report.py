@@ -216,6 +216,11 @@ def pii_tables(result: dict[str, Any]) -> str:
             "PII: detections in PII-free text (see JSON for each one)",
         )
     )
+    hard = result.get("hard_cases")
+    if hard:
+        from dataproc.eval.pii import hard_case_rows
+
+        out.append(table(*hard_case_rows(hard)))
     return "\n".join(out)
 
 
