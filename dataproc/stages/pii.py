@@ -522,6 +522,8 @@ def _not_phone_by_neighbours(
     """Shapes that are something else because of what surrounds them (dates, ZIP+4, ISSNs...)."""
     start = m.start()
     lens = [len(g) for g in groups]
+    if _ISBN_BEFORE_RE.search(text, max(0, start - 8), start):
+        return True
     zip4 = lens == [5, 4] and seps == {"-"}
     if zip4 and _US_STATE_BEFORE_RE.search(text, max(0, start - 6), start):
         return True  # "Sausalito, CA 94965-2100": a US ZIP+4 code
@@ -543,7 +545,6 @@ def _is_phone(text: str, m: re.Match[str], context: _ContextIndex) -> bool:
     body = m.group("body")
     intl = m.group("intl")
     area = m.group("area")
-    ext = m.group("ext")
     body_seps = _PHONE_SEP_RE.findall(body)
     groups = _PHONE_SEP_RE.split(body)
     seps = set(body_seps)
@@ -577,10 +578,19 @@ def _is_phone(text: str, m: re.Match[str], context: _ContextIndex) -> bool:
         and set(body_seps[:2]) <= _DATE_SEPARATORS
     ):
         return False  # a date, possibly followed by a time
-    if _ISBN_BEFORE_RE.search(text, max(0, m.start() - 8), m.start()):
-        return False
-    if _not_phone_by_neighbours(text, m, groups, seps):
-        return False
+    # The neighbour checks only ever reject, and cost a few look-ups: ask them last.
+    return _national_phone(text, m, context, groups, seps) and not _not_phone_by_neighbours(
+        text, m, groups, seps
+    )
+
+
+def _national_phone(
+    text: str, m: re.Match[str], context: _ContextIndex, groups: list[str], seps: set[str]
+) -> bool:
+    """The shape rules for a number without an international prefix (area code first)."""
+    area_digits = groups[0] if m.group("area") else ""
+    digits = "".join(groups)
+    ext = m.group("ext")
     lens = [len(g) for g in groups]
     if lens == [3, 2, 4] and seps == {"-"}:
         return False  # US social security number shape
