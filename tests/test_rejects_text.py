@@ -12,7 +12,7 @@ import pytest
 from dataproc.config import build_config
 from dataproc.io.rejects import HTML_PREVIEW_CHARS
 from dataproc.runner.layout import OutputLayout
-from dataproc.runner.phase1 import run_phase1
+from dataproc.runner.phase1 import build_filter_stages, run_phase1
 from dataproc.runner.phase3 import run_phase3
 from dataproc.sample import write_sample_warcs
 from dataproc.stages.tokenize import tokenizer_info
@@ -54,8 +54,11 @@ def test_wayback_capture_keeps_its_warc_target_uri(wayback_shard, tmp_path: Path
     # Off by default: no text in rejects.
     assert all(r["text"] is None and r["html_bytes"] is None for r in rejects)
     # Dropped at or after language ID (langid, c4, ...): the language it found is kept.
-    labelled = [r for r in rejects if r["stage"] not in ("read", "url_filter", "extract")]
+    order = [s.name for s in build_filter_stages(build_config({}))]
+    after = set(order[order.index("langid") :])
+    labelled = [r for r in rejects if r["stage"] in after]
     assert labelled and all(r["language"] for r in labelled)
+    assert all(r["language"] is None for r in rejects if r["stage"] not in after | {"dedup"})
 
 
 def test_rejects_text_stores_text_or_html_preview(wayback_shard, tmp_path: Path) -> None:
@@ -65,7 +68,7 @@ def test_rejects_text_stores_text_or_html_preview(wayback_shard, tmp_path: Path)
     assert after_extraction and all(r["text"] and r["html_bytes"] is None for r in after_extraction)
     before = [r for r in rejects if r["stage"] in ("url_filter", "extract")]
     assert before
-    for r in before:  # dropped by the extractor: the HTML's size and its first characters
+    for r in before:  # dropped before or by the extractor: the HTML's size and first characters
         assert r["html_bytes"] and 0 < len(r["text"]) <= HTML_PREVIEW_CHARS
         assert "<" in r["text"]
     skipped_records = [r for r in rejects if r["stage"] == "read"]
