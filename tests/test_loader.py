@@ -289,7 +289,7 @@ def test_same_world_resume_after_elastic_resume_is_exact(out):
     d.load_state_dict(c.state_dict())
     tail = list(d)
     assert all(np.array_equal(x, y) for x, y in zip(head + tail, expect, strict=True))
-    assert b.epoch == 1 and b._segments == [(0, b.total_tokens)]
+    assert b.epoch == 1 and b._segments.ranges == [(0, b.total_tokens)]
 
 
 # ----- mixtures -----
@@ -420,3 +420,13 @@ def test_mixture_state_resumes_with_its_accounting(mix):
     assert b.state_dict()["consumed_tokens"] == state["consumed_tokens"]
     with pytest.raises(OutputError, match="sources"):
         TokenLoader(mix, 31, rank=0, weights=[1, 1], seed=4, world_size=2).load_state_dict(state)
+
+
+def test_fresh_copy_reads_no_manifest(out, monkeypatch):
+    loader = TokenLoader(out, 31, rank=1, world_size=2, seed=3)
+    expected = list(TokenLoader(out, 31, rank=1, world_size=2, seed=3))
+    opened = _count_opens(monkeypatch)
+    got = list(loader.fresh_copy())
+    assert not [p for p in opened if p.endswith("manifest.json")]
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+    assert loader.position == 0  # the original is untouched

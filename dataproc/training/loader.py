@@ -33,6 +33,7 @@ The contract (docs/training.md has the long form):
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -44,11 +45,11 @@ from dataproc.errors import OutputError
 from dataproc.io import fs
 from dataproc.training.plan import (
     EpochPlan,
+    Segments,
     Source,
     check_same_tokenizer,
     check_token_schema,
     load_source,
-    map_ranges,
     merge_ranges,
     quotas,
 )
@@ -188,7 +189,7 @@ class TokenLoader:
         self.weights = weight_list
         self.quotas = quotas(self.natural_tokens, weight_list, epoch_tokens)
         self.total_tokens = sum(self.quotas)  # the epoch stream's length
-        self._segments: list[tuple[int, int]] = [(0, self.total_tokens)]
+        self._segments = Segments([(0, self.total_tokens)])
         self._position = 0  # windows of this rank already yielded in the current cut
         self._consumed_before = np.zeros(len(self.sources), dtype=np.int64)  # all ranks
         self._rank_tokens = np.zeros(len(self.sources), dtype=np.int64)  # this rank
@@ -211,7 +212,7 @@ class TokenLoader:
         return self.seq_len + 1
 
     def _remaining(self) -> int:
-        return sum(b - a for a, b in self._segments)
+        return self._segments.total
 
     def _rank_windows(self, rank: int | None = None) -> tuple[int, int]:
         """[first, end) window indices of ``rank`` (default: this one) in the current cut."""
@@ -237,7 +238,7 @@ class TokenLoader:
     def _ranges(self, first: int, end: int) -> list[tuple[int, int]]:
         """Stream ranges of windows ``[first, end)`` of the current cut."""
         stop = min(end * self.window, self._remaining())
-        return map_ranges(self._segments, first * self.window, stop)
+        return self._segments.map(first * self.window, stop)
 
     def plan(self) -> EpochPlan:
         """The current epoch's plan (computed once per epoch)."""
@@ -346,13 +347,13 @@ class TokenLoader:
         self._consumed_before += self._consumed_in_cut(end - first)
         self.epoch += 1
         self._position = 0
-        self._segments = [(0, self.total_tokens)]
+        self._segments = Segments([(0, self.total_tokens)])
 
     def set_epoch(self, epoch: int) -> None:
         """Start ``epoch`` from its first window (call between epochs, like DistributedSampler)."""
         self.epoch = epoch
         self._position = 0
-        self._segments = [(0, self.total_tokens)]
+        self._segments = Segments([(0, self.total_tokens)])
 
     # ----- accounting -----
     def _source_dict(self, values: np.ndarray) -> dict[str, int]:
@@ -411,7 +412,7 @@ class TokenLoader:
                 {"name": s.name, "tokens": n, "epoch_tokens": q}
                 for s, n, q in zip(self.sources, self.natural_tokens, self.quotas, strict=True)
             ],
-            "segments": [[a, b] for a, b in self._segments],
+            "segments": [[a, b] for a, b in self._segments.ranges],
             "consumed_tokens": self._source_dict(
                 self._consumed_before + self._consumed_in_cut(pos)
             ),
@@ -456,7 +457,7 @@ class TokenLoader:
         """
         self._check_state(state)
         self.epoch = int(state["epoch"])
-        segments = [(int(a), int(b)) for a, b in state.get("segments", [[0, self.total_tokens]])]
+        segments = Segments(state.get("segments", [[0, self.total_tokens]]))
         position = int(state["position"])
         names = [s.name for s in self.sources]
         before = state.get("consumed_tokens")
@@ -485,9 +486,18 @@ class TokenLoader:
             self.world_size, self.rank = old
         # the state's consumed_tokens already count the old world's windows (new cut: none)
         self._consumed_before = np.array([(before or {})[n] for n in names], np.int64)
-        self._segments = merge_ranges([g for a, b in kept for g in map_ranges(segments, a, b)])
+        self._segments = Segments(merge_ranges([g for a, b in kept for g in segments.map(a, b)]))
         self._position = 0
         self._rank_tokens = np.zeros(len(names), dtype=np.int64)
+
+    def fresh_copy(self) -> TokenLoader:
+        """This loader (index, plan, position, accounting) with its own file handles: what a
+        DataLoader worker iterates, without reading the manifest again."""
+        new = copy.copy(self)
+        new._files = [_FileCache(s) for s in self.sources]
+        new._consumed_before = self._consumed_before.copy()
+        new._rank_tokens = self._rank_tokens.copy()
+        return new
 
     def close(self) -> None:
         """Close open file handles (also done when the loader is garbage-collected)."""

@@ -18,6 +18,8 @@ the same plan, and the per-source token count of any stretch of the stream is ar
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -279,19 +281,33 @@ class EpochPlan:
         return row
 
 
-def map_ranges(segments: list[tuple[int, int]], a: int, b: int) -> list[tuple[int, int]]:
-    """The stream ranges behind ``[a, b)`` of the concatenation of ``segments``."""
-    out: list[tuple[int, int]] = []
-    offset = 0
-    for s0, s1 in segments:
-        n = s1 - s0
-        lo, hi = max(a, offset), min(b, offset + n)
-        if lo < hi:
-            out.append((s0 + lo - offset, s0 + hi - offset))
-        offset += n
-        if offset >= b:
-            break
-    return out
+class Segments:
+    """Ordered, disjoint stream ranges ``[a, b)``: the part of an epoch still to be cut.
+
+    A *virtual* position is an offset into their concatenation; ``map`` turns a virtual range
+    into the stream ranges behind it (binary search: a state after many elastic restarts of
+    1,000 ranks holds thousands of segments, and every rank's range is mapped).
+    """
+
+    def __init__(self, ranges: list[tuple[int, int]]) -> None:
+        self.ranges = [(int(a), int(b)) for a, b in ranges if b > a]
+        self.offsets = [0, *itertools.accumulate(b - a for a, b in self.ranges)]
+
+    @property
+    def total(self) -> int:
+        return self.offsets[-1]
+
+    def map(self, a: int, b: int) -> list[tuple[int, int]]:
+        """The stream ranges behind virtual ``[a, b)``, in order."""
+        out: list[tuple[int, int]] = []
+        i = max(0, bisect.bisect_right(self.offsets, a) - 1)
+        while i < len(self.ranges) and self.offsets[i] < b:
+            s0 = self.ranges[i][0]
+            lo, hi = max(a, self.offsets[i]), min(b, self.offsets[i + 1])
+            if lo < hi:
+                out.append((s0 + lo - self.offsets[i], s0 + hi - self.offsets[i]))
+            i += 1
+        return out
 
 
 def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -5,7 +5,8 @@ deals whole batches round-robin to the DataLoader workers (batch ``c`` goes to w
 ``c % K``), which is exactly the order in which DataLoader collects them. So the batches come
 out in the same order whatever ``num_workers`` is, and resuming is "skip the batches already
 trained on" (``state_after``). Each worker reads the rank's whole stream and keeps its own
-batches (decoding cost × K, memory per worker as in ``TokenLoader``).
+batches (decoding cost × K, memory per worker as in ``TokenLoader``). Workers get a copy of
+the dataset's loader (index and plan included), so the manifest is read once per rank.
 """
 
 from __future__ import annotations
@@ -108,9 +109,8 @@ class TokenIterableDataset(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        state = self._loader.state_dict()
-        loader = TokenLoader(self.out_dir, self.seq_len, epoch=state["epoch"], **self._kwargs)
-        loader.load_state_dict(state)
+        epoch = self._loader.epoch
+        loader = self._loader.fresh_copy()  # the index came with the dataset: no manifest read
         pending: list[np.ndarray] = []
         batch_no = 0
         try:
@@ -125,4 +125,4 @@ class TokenIterableDataset(IterableDataset):
         finally:
             loader.close()
         if info is None:
-            self._loader.set_epoch(state["epoch"] + 1)
+            self._loader.set_epoch(epoch + 1)
