@@ -430,3 +430,21 @@ def test_fresh_copy_reads_no_manifest(out, monkeypatch):
     assert not [p for p in opened if p.endswith("manifest.json")]
     assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
     assert loader.position == 0  # the original is untouched
+
+
+def test_state_of_the_previous_loader_version_still_resumes(out):
+    """States saved before elastic resume (format 1) continue exactly: same stream."""
+    kw = {"rank": 1, "world_size": 2, "seed": 11}
+    full = list(TokenLoader(out, 16, **kw))
+    a = TokenLoader(out, 16, **kw)
+    it = iter(a)
+    head = [next(it) for _ in range(6)]
+    keys = ["epoch", "position", "seed", "seq_len", "rank", "world_size", "shuffle"]
+    keys += ["shuffle_blocks", "drop_last", "total_tokens"]
+    old = {k: a.state_dict()[k] for k in keys} | {"format": "dataproc.TokenLoader/1"}
+    b = TokenLoader(out, 16, **kw)
+    b.load_state_dict(old)
+    tail = list(b)
+    assert all(np.array_equal(x, y) for x, y in zip(head + tail, full, strict=True))
+    with pytest.raises(OutputError, match="world_size"):
+        TokenLoader(out, 16, rank=0, world_size=3, seed=11).load_state_dict(old)
