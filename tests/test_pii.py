@@ -398,6 +398,22 @@ def test_long_digit_runs_after_tel_and_fax_are_phones(tel: str, fax: str) -> Non
     assert _kinds(text) == [("phone", tel), ("phone", fax)]
 
 
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Call marketing 01 23 45 67 89", "01 23 45 67 89"),  # "marketing" is no month
+        ("numbers 9498777106 (fax)", "9498777106"),  # a label in parentheses after a bare run
+        ("Maydays: call 12 3456 7890", "12 3456 7890"),
+    ],
+)
+def test_phones_next_to_words_that_only_look_like_dates_or_cells(text: str, value: str) -> None:
+    assert _kinds(text) == [("phone", value)]
+
+
+def test_a_plus_glued_to_a_latin_letter_starts_no_phone() -> None:
+    assert _kinds("for i+100 200 300 steps") == []
+
+
 def test_a_16_digit_card_after_a_phone_word_is_still_a_card() -> None:
     assert _kinds("call 4111 1111 1111 1111") == [("card", "4111 1111 1111 1111")]
 

@@ -21,7 +21,7 @@ look-behind, so a match can only start at the beginning of a run) and a validato
   9+ digits, an extension); a number right after a phone label (``Tel:``, ``Fax.``, ``电话：``)
   with any 7–15 digits; any other grouped number only with a phone word nearby (``phone``,
   ``tel``, ``call``, ``fax``, ``mobile``, ``电话``, ...), and a bare 7–12 digit run only with the
-  word *before* it. Never phones: dates (``2024-01-15``, ``15.01.2024``, ``Jul 19 2001 01``
+  word *before* it or a label in parentheses right after (``9498777106 (fax)``). Never phones: dates (``2024-01-15``, ``15.01.2024``, ``Jul 19 2001 01``
   before a clock time), ISBNs and ISSNs (after the word), US ZIP+4 codes after a state code
   (``CA 94965-2100``), a year in parentheses (``(1935) 120``), RFC numbers and ranges
   (``RFC 5971 0-63``), SSN-shaped ``3-2-4`` numbers, numbers after a currency sign, thousands
@@ -401,8 +401,8 @@ _PHONE_RE = re.compile(
     # other positions at once instead of trying the look-behinds there (4x faster scan).
     r"(?=[\d+(])"
     # A start: not glued to a (non-CJK) word character, a "+" or "x-"/"x."; or a "+" glued to
-    # a letter ("手机+86 ...", "Tel.+90 ...").
-    rf"(?:(?<!{_WORD_NOT_CJK})(?<!\+)(?<!\w[-.])|(?<=[^\W\d_])(?=\+)|(?<=[^\W\d_][.:])(?=\+))"
+    # CJK text or to a label's "." or ":" ("手机+86 ...", "Tel.+90 ...").
+    rf"(?:(?<!{_WORD_NOT_CJK})(?<!\+)(?<!\w[-.])|(?<=[{_CJK}])(?=\+)|(?<=[^\W\d_][.:])(?=\+))"
     r"(?P<intl>(?:(?:\+|00)[1-9]\d{0,2}|\((?:\+|00)[1-9]\d{0,2}\))[ .-]?)?"
     r"(?P<trunk>\(0\)[ .-]?)?"
     r"(?P<area>\(\d{1,5}\)[ .-]?)?"
@@ -443,7 +443,13 @@ _US_STATE_BEFORE_RE = re.compile(
     r"P[AR]|RI|S[CD]|T[NX]|UT|V[AIT]|W[AIVY])\.?,?\s{1,2}$"
 )
 _MONTH_BEFORE_RE = re.compile(
-    r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]{0,6}\.?,?\s{1,2}$", re.IGNORECASE
+    r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?,?\s{1,2}$",
+    re.IGNORECASE,
+)
+_PHONE_LABEL_AFTER_RE = re.compile(
+    r" ?\((?:tel|phone|fax|mobile|mob|cell|office|home|work|voice|whatsapp)\b[^()\n]{0,12}\)",
+    re.IGNORECASE,
 )
 _CLOCK_AFTER_RE = re.compile(r":[0-5]\d(?!\d)")
 _ISSN_WORD_RE = re.compile(r"issn", re.IGNORECASE)
@@ -618,11 +624,13 @@ def _national_phone(
     if not has_context:
         return False
     if len(groups) == 1:
-        # A bare run of digits needs the word before it ("Fax: 9498777106"): after it, the
-        # word is often the next table cell's ("| 481702879 | Home Office").
+        # A bare run of digits needs the word before it ("Fax: 9498777106") or a label in
+        # parentheses right after it ("9498777106 (fax)"): a word further after is often the
+        # next table cell's ("| 481702879 | Home Office").
         if _phone_labelled(text, m.start()):
             return 7 <= len(digits) <= 15
-        return 7 <= len(digits) <= 12 and context.before(m.start())
+        label_after = _PHONE_LABEL_AFTER_RE.match(text, m.end()) is not None
+        return 7 <= len(digits) <= 12 and (label_after or context.before(m.start()))
     if seps == {"."} and len(groups) < 3:
         return False  # a decimal number
     if seps == {" ", "-"}:
