@@ -215,3 +215,30 @@ def test_matplotlib_info_lines_are_silenced(tmp_path: Path) -> None:
     )
     assert proc.returncode == EXIT_OK, proc.stderr
     assert "matplotlib" not in proc.stderr and "fontManager" not in proc.stderr, proc.stderr
+
+
+def test_python_api_checks_components_before_ray(tmp_path: Path, monkeypatch) -> None:
+    import ray
+
+    from dataproc.config import build_config
+    from dataproc.preflight import MissingPackageError
+    from dataproc.runner.driver import run_pipeline
+
+    (tmp_path / "a.warc.gz").write_bytes(b"")
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any, **kwargs: Any) -> Any:
+        return None if name.split(".")[0] == "resiliparse" else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    config = build_config(
+        {
+            "inputs": [str(tmp_path / "a.warc.gz")],
+            "output": str(tmp_path / "out"),
+            "extract": {"extractor": "resiliparse"},
+        }
+    )
+    started = ray.is_initialized()
+    with pytest.raises(MissingPackageError, match=r"pip install 'dataproc\[resiliparse\]'"):
+        run_pipeline(config)
+    assert ray.is_initialized() == started and not (tmp_path / "out").exists()

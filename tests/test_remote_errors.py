@@ -72,3 +72,17 @@ def test_unknown_host_fails_at_once_with_one_short_line(caplog) -> None:
     assert len(msg) < 250 and "\n" not in msg
     assert not caplog.records  # no retry warnings
     assert host_not_found(e.value)
+
+
+def test_s3_endpoint_that_does_not_resolve_fails_at_once(monkeypatch, caplog) -> None:
+    pytest.importorskip("boto3")
+    from dataproc.io import remote
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://no-such-endpoint.dataproc-test.invalid")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setattr(remote, "_S3_CLIENTS", threading.local())  # no client of another test
+    with caplog.at_level(logging.WARNING, "dataproc"), pytest.raises(InputError) as e:
+        open_remote("s3://bucket/a.warc.gz", config=RemoteReadConfig())
+    assert "not found (DNS" in str(e.value) and not caplog.records

@@ -191,6 +191,9 @@ def run_pipeline(
     started = time.time()
     if not config.output:
         raise OutputError("no output folder: give --output PATH")
+    from dataproc.preflight import check_run
+
+    check_run(config)  # optional packages, extractor, models: here, not in the Ray workers
     inputs = plan_inputs(config.inputs)
     check_inputs(inputs)  # a WAT, bzip2 or HTML file is refused before Ray starts
     layout = OutputLayout(config.output)
