@@ -30,6 +30,15 @@ class VerifyError(DataprocError):
 class DedupError(DataprocError):
     """Dedup work files are inconsistent (wrong shape, mixed configs) or misused."""
 
+    @classmethod
+    def unreadable(cls, path: str, error: BaseException) -> DedupError:
+        """A dedup work file that cannot be read: the error names the file and the fix."""
+        return cls(
+            f"{path}: unreadable dedup work file ({type(error).__name__}: {error}); it is "
+            "corrupt, truncated or was removed. Rerun with --overwrite, or delete it together "
+            "with the _work/done/ marker of the input that wrote it and rerun"
+        )
+
 
 class ExtractionError(DataprocError):
     """Text extraction cannot run (missing optional extractor, sandbox child failed to start)."""

@@ -5,8 +5,10 @@ manifest readable and of a supported version; no file missing or unlisted; per f
 sha256, exact schema and format metadata, row and token counts (per file and, manifest format 2,
 per row group); per document: ``num_tokens ==
 len(input_ids)``, ends with EOT, no EOT inside, every id < vocab_size, ids unique across the
-output; tokenizer: the manifest's rank-file hash equals the locally available one; a few
-documents decode (and match the ``text`` column when it was kept).
+output; tokenizer: the manifest's rank-file hash equals the locally available one; dedup:
+every file was written against the dedup result the manifest names (``dedup_result``, in each
+file's Parquet metadata); a few documents decode (and match the ``text`` column when it was
+kept).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataproc.io.manifest import MANIFEST_VERSION, read_manifest
 from dataproc.io.token_writer import (
     ADDED_FIELDS,
     FORMAT_VERSION,
+    META_DEDUP_RESULT,
     META_EOT_ID,
     META_FORMAT_VERSION,
     META_TOKENIZER,
@@ -182,6 +185,7 @@ def _check_file(
                     f"{rel}: Parquet metadata {key.decode()}={meta.get(key)!r}, "
                     f"expected {value.decode()!r}"
                 )
+        _check_dedup_result(rel, manifest, meta.get(META_DEDUP_RESULT), problems)
         checker = _DocChecker(rel, eot, int(vocab) if vocab is not None else None, problems)
         rg_counts: list[tuple[int, int]] = []
         for rg in range(pf.num_row_groups):
@@ -231,6 +235,38 @@ def _check_row_group_counts(
             f"{bad}: manifest {listed[bad] if bad < len(listed) else None}, file "
             f"{actual[bad] if bad < len(actual) else None}); a training loader would cut "
             "windows wrongly. Rewrite the entry with dataproc.io.manifest.token_file_info"
+        )
+
+
+def _check_dedup_result(
+    rel: str, manifest: dict, written: bytes | None, problems: list[str]
+) -> None:
+    """The file was filtered against the dedup result the manifest names (or both say none).
+
+    Manifests written before the field existed have no ``dedup_result`` key: nothing to check.
+    """
+    if "dedup_result" not in manifest:
+        return
+    want = manifest["dedup_result"]
+    got = written.decode(errors="replace") if written is not None else None
+    if got == want:
+        return
+    if want is None:
+        problems.append(
+            f"{rel}: written against dedup result {str(got)[:12]}… but the manifest names none; "
+            "the file is from another run: rerun the job into a fresh folder"
+        )
+    elif got is None:
+        problems.append(
+            f"{rel}: records no dedup result but the manifest names {str(want)[:12]}…; the "
+            "file was not written against this run's dedup (it may hold duplicates): rerun "
+            "the job"
+        )
+    else:
+        problems.append(
+            f"{rel}: written against dedup result {got[:12]}… but the manifest names "
+            f"{str(want)[:12]}…; it was filtered with another set of removals (it may hold "
+            "duplicates): rerun the job"
         )
 
 
@@ -365,6 +401,7 @@ def verify_output(out_dir: str, *, sample_docs: int = 5) -> VerifyResult:
             "rows": sum(f["rows"] for f in present),
             "tokens": sum(f["tokens"] for f in present),
             "unique_ids": len(ids_seen),
+            "dedup_result": manifest.get("dedup_result", "not recorded"),
         }
     )
     _check_certificates(manifest, result)

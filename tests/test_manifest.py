@@ -33,6 +33,7 @@ def test_manifest_content(tmp_path):
         "config_fingerprint",
         "config",
         "tokenizer",
+        "dedup_result",
         "inputs",
         "files",
         "totals",

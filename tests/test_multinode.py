@@ -1,9 +1,11 @@
 """The pipeline across several Ray nodes on one machine (``ray.cluster_utils.Cluster``, every
-node on 127.0.0.1), and a node lost mid-run.
+node on 127.0.0.1), and a node lost mid-run: during phase 1 (a shard read) and during phase 2
+(a dedup task). Every output must be byte-identical to a run on one node.
 
 The head node has no CPUs (it only hosts the driver), so every shard task runs on one of two
 one-CPU worker nodes. Inputs come from a loopback HTTP server that records which process read
-each file; a process's parent raylet tells which node it belongs to.
+each file; a process's parent raylet tells which node it belongs to. A phase-2 task is caught
+by turning one of the files it reads into a FIFO (``_phase_faults.FifoTrap``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from pathlib import Path
 
 import pytest
 from _crawl_fixtures import FaultyFileServer, executions, manifest_core, output_digest, write_shards
+from _phase_faults import FifoTrap, PhaseHooks, pick
 
 from dataproc.config import build_config
 from dataproc.runner.driver import run_pipeline
+from dataproc.runner.phases import Phase
 
 pytestmark = pytest.mark.ray
 
@@ -30,7 +34,17 @@ NODE_ARGS = {
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def one_node(ray_cluster, server, tmp_path_factory):
+    """The same run on the session's one-node cluster, before the multi-node one starts."""
+    _, urls, _ = server
+    out = tmp_path_factory.mktemp("mn-one-node") / "out"
+    result = _run(urls, out)
+    assert result.ok, result.failures
+    return out, output_digest(out)
+
+
+@pytest.fixture(scope="module")
+def cluster(one_node):
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before ray binds anything
     import ray
     from ray.cluster_utils import Cluster
@@ -61,9 +75,9 @@ def server(tmp_path_factory):
         yield srv, [srv.url(p.name) for p in paths], [p.name for p in paths]
 
 
-def _run(urls: list[str], out: Path):
+def _run(urls: list[str], out: Path, progress=None):
     config = build_config({"inputs": urls, "output": str(out), "execution": {"progress": "none"}})
-    return run_pipeline(config)
+    return run_pipeline(config, progress=progress)
 
 
 def _raylet_pids(cluster) -> dict[int, object]:
@@ -123,9 +137,18 @@ def test_every_server_of_the_cluster_listens_on_loopback_only(cluster):
     assert listening >= 3  # not vacuous: GCS and every raylet listen somewhere
 
 
-def test_pipeline_runs_across_nodes(reference):
+def _ensure_worker_nodes(cluster, n: int) -> None:
+    """Add one-CPU worker nodes until ``n`` are alive (an earlier test may have removed one)."""
+    alive = [node for node in cluster.worker_nodes if node.remaining_processes_alive()]
+    for _ in range(n - len(alive)):
+        cluster.add_node(**NODE_ARGS)
+    cluster.wait_for_nodes()
+
+
+def test_pipeline_runs_across_nodes(reference, one_node):
     out, digest, nodes = reference
     assert any(k.startswith("tokens/") for k in digest)
+    assert digest == one_node[1]  # byte-identical to the one-node run
     assert None not in nodes.values(), nodes  # every shard was read by a worker of a node
     assert len({id(n) for n in nodes.values()}) == 2, "shards did not spread over both nodes"
     assert executions(out) == dict.fromkeys(range(NUM_SHARDS), 1)
@@ -162,3 +185,44 @@ def test_node_lost_mid_run(cluster, server, reference, tmp_path):
     # output must equal a clean run's (checked above).
     assert counts[2] in (1, 2), counts
     assert all(counts[i] == 1 for i in range(NUM_SHARDS) if i != 2), counts
+
+
+def test_node_lost_during_dedup(cluster, server, one_node, tmp_path):
+    """A node dies while one of its workers runs a phase-2 task: Ray reruns the task on the
+    other node, and the output equals the one-node run's."""
+    srv, urls, _ = server
+    srv.faults.clear()
+    _ensure_worker_nodes(cluster, 2)
+    out = tmp_path / "out"
+    removed: list[object] = []
+    traps: list[FifoTrap] = []
+
+    def remove_node_of(pid: int) -> None:
+        node = _node_of(pid, cluster)
+        assert node is not None and node is not cluster.head_node
+        cluster.remove_node(node, allow_graceful=False)  # raylet and its workers die at once
+        removed.append(node)
+
+    def on_end(phase: str) -> None:
+        # Phase 1 is over: the first kind of phase-2 task will read the band keys.
+        if phase == Phase.FILTER and not traps:
+            rel = pick(hooks.written[phase], "bands")
+            assert rel is not None, hooks.written[phase]
+            trap = FifoTrap(
+                out / "_work" / rel, tmp_path, remove_node_of, lambda: hooks.current_phase
+            )
+            traps.append(trap)
+
+    hooks = PhaseHooks(out, on_end)
+    try:
+        result = _run(urls, out, progress=hooks)
+    finally:
+        for t in traps:
+            t.close()
+    (trap,) = traps
+    assert removed, "no node was removed"
+    assert not trap.stuck, "the node removed was not the one running the blocked task"
+    assert trap.phases and Phase.of(str(trap.phases[0])).is_dedup, trap.phases
+    assert result.ok, result.failures
+    assert output_digest(out) == one_node[1]
+    assert manifest_core(out) == manifest_core(one_node[0])

@@ -173,3 +173,59 @@ def test_cli_exit_codes(out, capsys):
     (out / "tokens" / "stray.parquet").write_bytes(b"x")
     assert main(["verify", str(out)]) == 3
     assert "stray.parquet" in capsys.readouterr().err
+
+
+def _stamp_dedup_result(out, digest: str) -> str:
+    """Rewrite the first file with ``dataproc.dedup_result`` metadata; keep the manifest true."""
+    m = read_manifest(str(out))
+    entry = m["files"][0]
+    path = out / entry["path"]
+    pf = pq.ParquetFile(path)
+    groups = [pf.read_row_group(g) for g in range(pf.num_row_groups)]  # keep the row groups
+    meta = {**pf.schema_arrow.metadata, b"dataproc.dedup_result": digest.encode()}
+    schema = pf.schema_arrow.with_metadata(meta)
+    with pq.ParquetWriter(path, schema, compression="zstd") as w:
+        for g in groups:
+            w.write_table(g.replace_schema_metadata(meta))
+    data = path.read_bytes()
+    entry["bytes"], entry["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    m["totals"]["bytes"] = sum(f["bytes"] for f in m["files"])
+    write_manifest(str(out), m)
+    return entry["path"]
+
+
+def _set_manifest_dedup_result(out, digest: str | None) -> None:
+    m = read_manifest(str(out))
+    m["dedup_result"] = digest
+    write_manifest(str(out), m)
+
+
+def test_every_file_must_be_written_against_the_manifests_dedup_result(out):
+    """Issue 12: a token file filtered with another set of removals (or none) is reported."""
+    assert verify_output(str(out)).ok  # neither the manifest nor the files name one
+    _set_manifest_dedup_result(out, "a" * 64)
+    problems = verify_output(str(out)).problems
+    assert len(problems) == 2 and all("records no dedup result" in p for p in problems)
+
+    first = _stamp_dedup_result(out, "b" * 64)
+    problems = verify_output(str(out)).problems
+    assert problems[0] == (
+        f"{first}: written against dedup result bbbbbbbbbbbb… but the manifest names "
+        "aaaaaaaaaaaa…; it was filtered with another set of removals (it may hold duplicates): "
+        "rerun the job"
+    )
+    _set_manifest_dedup_result(out, None)
+    problems = verify_output(str(out)).problems
+    assert problems == [
+        f"{first}: written against dedup result bbbbbbbbbbbb… but the manifest names none; "
+        "the file is from another run: rerun the job into a fresh folder"
+    ]
+
+
+def test_a_manifest_from_before_dedup_result_is_not_checked(out):
+    m = read_manifest(str(out))
+    del m["dedup_result"]
+    write_manifest(str(out), m)
+    _stamp_dedup_result(out, "b" * 64)
+    result = verify_output(str(out))
+    assert result.ok and result.checked["dedup_result"] == "not recorded"

@@ -41,10 +41,13 @@ def build_manifest(
     inputs: list[dict],
     files: list[TokenFileInfo],
     timings: dict,
+    dedup_result: str | None = None,
 ) -> dict:
     """Assemble the manifest dict (key order fixed) from the run's parts.
 
     ``files`` are sorted by path, so the order tasks finished in never shows.
+    ``dedup_result`` is the digest of the dedup result every token file was written against
+    (null when dedup was off or the files were rewritten, e.g. by ``dataproc reshard``).
     """
     tok = {k: tokenizer.get(k) for k in TOKENIZER_KEYS}
     tok["dtype"] = "uint32"  # the only dtype this format version writes
@@ -62,6 +65,7 @@ def build_manifest(
         "config_fingerprint": config_fingerprint,
         "config": config,
         "tokenizer": tok,
+        "dedup_result": dedup_result,
         "inputs": sorted(inputs, key=lambda i: i.get("index", 0)),
         "files": file_entries,
         "totals": _totals(file_entries),

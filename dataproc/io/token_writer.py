@@ -33,6 +33,8 @@ TOKEN_BYTES = 4  # uint32: cl100k_base / o200k_base ids exceed uint16
 META_FORMAT_VERSION = b"dataproc.format_version"
 META_TOKENIZER = b"dataproc.tokenizer"
 META_EOT_ID = b"dataproc.eot_id"
+META_DEDUP_RESULT = b"dataproc.dedup_result"
+"""Digest of the dedup result the file was written against (absent when dedup was off)."""
 
 # Parquet's compliant list layout names the child "element"; readers see exactly this type.
 TOKEN_LIST_TYPE = pa.list_(pa.field("element", pa.uint32(), nullable=False))
@@ -243,7 +245,13 @@ class TokenShardWriter:
     """
 
     def __init__(
-        self, out_dir: str, input_index: int, config: OutputConfig, tokenizer: dict
+        self,
+        out_dir: str,
+        input_index: int,
+        config: OutputConfig,
+        tokenizer: dict,
+        *,
+        dedup_result: str | None = None,
     ) -> None:
         for key in ("name", "eot_id"):
             if key not in tokenizer:
@@ -257,6 +265,9 @@ class TokenShardWriter:
         vocab = tokenizer.get("vocab_size")
         self.vocab_size = int(vocab) if vocab is not None else None
         self.schema = token_schema(config.keep_text, str(tokenizer["name"]), self.eot_id)
+        if dedup_result is not None:  # lets `dataproc verify` match files to the manifest
+            meta = {**(self.schema.metadata or {}), META_DEDUP_RESULT: dedup_result.encode()}
+            self.schema = self.schema.with_metadata(meta)
         self._part = 0
         self._sink: ParquetFileSink | None = None
         self._file_bytes = 0  # token bytes in the current file (the roll-over measure)

@@ -23,7 +23,9 @@ from dataproc.errors import OutputError
 from dataproc.io import fs
 from dataproc.io.card import write_card
 from dataproc.report import build_report_or_warn
+from dataproc.runner.dedup_result import NO_DEDUP, chunks, dedup_digest, hash_removal_files
 from dataproc.runner.layout import OutputLayout
+from dataproc.runner.phases import Phase
 from dataproc.runner.plan import InputFile, check_inputs, plan_inputs
 from dataproc.runner.progress import Progress
 from dataproc.stats import StatsSet
@@ -143,8 +145,9 @@ class _Phase:
     """Submits one Ray task per unit, collects results, records failures (no scheduling here:
     Ray places and retries the tasks; we only wait for them)."""
 
-    def __init__(self, name: str, progress: Progress) -> None:
-        self.name = name
+    def __init__(self, phase: Phase, progress: Progress, step: str | None = None) -> None:
+        self.phase = phase
+        self.name = step or phase.value  # the step shown (e.g. "dedup-components-0L")
         self.progress = progress
 
     def run(
@@ -163,7 +166,10 @@ class _Phase:
                     self.progress.unit_done(self.name, results[key])
                 except Exception as e:
                     msg = _short_error(e)
-                    failures.append({"phase": self.name, "unit": key, "error": msg})
+                    failure = {"phase": self.phase, "unit": key, "error": msg}
+                    if self.name != self.phase.value:
+                        failure["step"] = self.name
+                    failures.append(failure)
                     log.error("%s failed for %s after retries: %s", self.name, key, msg)
                     self.progress.unit_failed(self.name, key, msg)
             self.progress.tick()
@@ -225,61 +231,99 @@ def run_pipeline(
                 todo.append(inp)
         result.reused["phase1"] = len(inputs) - len(todo)
         result.executed["phase1"] = len(todo)
-        progress.reused("filter", len(inputs) - len(todo), p1_results.values())
+        progress.reused(Phase.FILTER, len(inputs) - len(todo), p1_results.values())
         remote1 = tasks.phase1_remote(ray, opts)
         subs = [
             (str(i.index), remote1.remote(i.path, i.index, config, layout.out))
             for i in _largest_first(todo)
         ]
-        new1, fail1 = _Phase("filter", progress).run(ray, subs)
+        new1, fail1 = _Phase(Phase.FILTER, progress).run(ray, subs)
         p1_results.update(new1)
         result.failures += [dict(f, input=inputs[int(f["unit"])].path) for f in fail1]
         ok_inputs = [i for i in inputs if str(i.index) in p1_results]
 
         # Phase 2: run-wide dedup over the band keys of every finished file.
         dedup_summary: dict[str, Any] = {}
+        dedup_result: str | None = None  # digest of phase 2's removal files (dedup_result.py)
+        removal_sha256: dict[int, str] = {}
         generation = hashlib.sha256(
             (fp + ",".join(str(i.index) for i in ok_inputs)).encode()
         ).hexdigest()[:16]
         if config.dedup.enabled:
             m2 = _read_marker(layout.phase2_marker, fp)
-            if m2 is not None and m2.get("generation") == generation:
+            if m2 is not None and m2.get("generation") == generation and "result" in m2:
                 dedup_summary = m2["summary"]
+                dedup_result = m2["result"]
+                removal_sha256 = {int(k): v for k, v in m2["removed_sha256"].items()}
                 result.reused["phase2"] = 1
             else:
+                # The old marker names removal files this run is about to replace: were it
+                # left and this attempt failed, a later run could trust it.
+                fs.remove(layout.phase2_marker)
                 dedup_summary, fail2 = _run_dedup(
                     ray, opts, config, layout, ok_inputs, progress, p1_results
                 )
+                if not fail2:
+                    removal_sha256, fail2 = _hash_removals(ray, opts, layout, ok_inputs, progress)
                 result.failures += fail2
                 if not fail2:
+                    dedup_result = dedup_digest(removal_sha256)
                     fs.write_json_atomic(
                         layout.phase2_marker,
-                        {"fingerprint": fp, "generation": generation, "summary": dedup_summary},
+                        {
+                            "fingerprint": fp,
+                            "generation": generation,
+                            "summary": dedup_summary,
+                            "result": dedup_result,
+                            "removed_sha256": {str(k): v for k, v in removal_sha256.items()},
+                        },
                     )
                 result.executed["phase2"] = 1
+        # Phase-3 markers are keyed on phase 2's result, so a token file written against
+        # other removals (or none) is never reused.
+        generation3 = hashlib.sha256(
+            f"{generation},{dedup_result or NO_DEDUP}".encode()
+        ).hexdigest()[:16]
 
         # Phase 3: tokenize and write.
         p3_results: dict[str, Any] = {}
         todo3: list[InputFile] = []
-        if not any(f["phase"] == "dedup" for f in result.failures):
+        if config.dedup.enabled and dedup_result is None:
+            # Any phase-2 failure: tokenizing now would ship duplicates as a finished output.
+            msg = (
+                "not run: dedup (phase 2) failed, see the dedup failures; no token file was "
+                "written. Fix their cause and rerun the same command"
+            )
+            log.error("tokenize %s", msg)
+            result.failures.append({"phase": Phase.TOKENIZE, "unit": "all", "error": msg})
+        else:
             for inp in ok_inputs:
                 m = _read_marker(layout.phase3_marker(inp.index), fp)
-                if m is not None and m.get("generation") == generation:
+                if m is not None and m.get("generation") == generation3:
                     p3_results[str(inp.index)] = m
                 else:
                     todo3.append(inp)
             result.reused["phase3"] = len(ok_inputs) - len(todo3)
             result.executed["phase3"] = len(todo3)
-            progress.reused("tokenize", len(ok_inputs) - len(todo3), p3_results.values())
+            progress.reused(Phase.TOKENIZE, len(ok_inputs) - len(todo3), p3_results.values())
             remote3 = tasks.phase3_remote(ray, opts)
             subs = [
                 (
                     str(i.index),
-                    remote3.remote(i.path, i.index, config, layout.out, tok_info, generation),
+                    remote3.remote(
+                        i.path,
+                        i.index,
+                        config,
+                        layout.out,
+                        tok_info,
+                        generation3,
+                        dedup_result,
+                        removal_sha256.get(i.index),
+                    ),
                 )
                 for i in todo3
             ]
-            new3, fail3 = _Phase("tokenize", progress).run(ray, subs)
+            new3, fail3 = _Phase(Phase.TOKENIZE, progress).run(ray, subs)
             p3_results.update(new3)
             result.failures += [dict(f, input=inputs[int(f["unit"])].path) for f in fail3]
 
@@ -300,6 +344,7 @@ def run_pipeline(
         p3_results,
         stats,
         dedup_summary,
+        dedup_result,
         tok_info,
         result.failures,
         started,
@@ -396,7 +441,7 @@ def _run_dedup(
         subs = [
             (unit, tasks.dedup_remote(ray, fn, task_opts).remote(*args)) for unit, fn, args in calls
         ]
-        res, failures = _Phase(step, progress).run(ray, subs)
+        res, failures = _Phase(Phase.of(step), progress, step).run(ray, subs)
         if failures:
             raise _DedupStepFailed(failures)
         return res
@@ -410,6 +455,24 @@ def _run_dedup(
     return summary.to_dict(), []
 
 
+def _hash_removals(
+    ray: Any,
+    opts: dict[str, Any],
+    layout: OutputLayout,
+    ok_inputs: list[InputFile],
+    progress: Progress,
+) -> tuple[dict[int, str], list[dict[str, Any]]]:
+    """sha256 of every finished input's removal file, hashed by Ray tasks (a missing file
+    fails its task with a DedupError naming it)."""
+    remote = ray.remote(hash_removal_files).options(**opts)
+    indices = [i.index for i in ok_inputs]
+    subs = [(f"{c[0]}-{c[-1]}", remote.remote(layout.out, c)) for c in chunks(indices)]
+    results, failures = _Phase(Phase.DEDUP_RESULT, progress).run(ray, subs)
+    if failures:
+        return {}, failures
+    return {int(k): v for part in results.values() for k, v in part.items()}, []
+
+
 def _finalize(
     config: PipelineConfig,
     layout: OutputLayout,
@@ -418,6 +481,7 @@ def _finalize(
     p3: dict[str, Any],
     stats: StatsSet,
     dedup_summary: dict[str, Any],
+    dedup_result: str | None,
     tok_info: dict[str, Any],
     failures: list[dict[str, Any]],
     started: float,
@@ -448,6 +512,7 @@ def _finalize(
         config={**_result_settings(config), "inputs": [i.path for i in inputs]},
         config_fingerprint=config.fingerprint(),
         tokenizer=tok_info,
+        dedup_result=dedup_result,
         inputs=input_entries,
         files=files,
         timings={

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +11,7 @@ import pyarrow.parquet as pq
 
 from dataproc.config import PipelineConfig
 from dataproc.document import Document, Reject
+from dataproc.errors import DedupError
 from dataproc.io import fs
 from dataproc.io.rejects import RejectWriter
 from dataproc.runner.layout import OutputLayout
@@ -31,11 +33,22 @@ def _tokenizer_stage(config: PipelineConfig) -> Any:
     return _TOKENIZER_CACHE[key]
 
 
-def _load_removed(path: str) -> dict[int, tuple[int, str]]:
-    if not fs.exists(path):
-        return {}
-    with fs.open_input(path) as f:
-        t = pq.read_table(f)
+def _load_removed(path: str, input_index: int, sha256: str) -> dict[int, tuple[int, str]]:
+    """The removed documents of one input: ``{doc_index: (kept doc_index, reason)}``.
+
+    The file must be exactly the one phase 2's result was computed from (``sha256``): a
+    missing file is an error, never "nothing removed", and so is a changed one.
+    """
+    from dataproc.runner.dedup_result import read_removal_file
+
+    data, t = read_removal_file(path, input_index)
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise DedupError(
+            f"{path}: sha256 {got[:12]}… is not the {sha256[:12]}… phase 2 recorded; the file "
+            "changed after dedup (another run writing this folder?). Delete "
+            "_work/done/phase2.json in the output folder and rerun to redo dedup"
+        )
     docs = t.column("doc").to_pylist()
     kept = t.column("kept").to_pylist()
     reasons = t.column("reason").to_pylist()
@@ -77,16 +90,35 @@ def _earlier_parts(layout: OutputLayout, input_index: int) -> set[str]:
 
 
 def run_phase3(
-    input_path: str, input_index: int, config: PipelineConfig, out_dir: str, tokenizer: dict
+    input_path: str,
+    input_index: int,
+    config: PipelineConfig,
+    out_dir: str,
+    tokenizer: dict,
+    *,
+    dedup_result: str | None = None,
+    removed_sha256: str | None = None,
 ) -> dict[str, Any]:
-    """Tokenize the surviving documents of one input file; return its marker payload."""
+    """Tokenize the surviving documents of one input file; return its marker payload.
+
+    With dedup on, ``dedup_result`` (the digest of phase 2's result, see
+    ``dataproc.runner.dedup_result``) and ``removed_sha256`` (this input's removal file in
+    it) are required: phase 3 never runs against an unfinished or unknown dedup.
+    """
     from dataproc.io.token_writer import TokenShardWriter
 
     started = time.time()
     layout = OutputLayout(out_dir)
+    removed: dict[int, tuple[int, str]] = {}
+    if config.dedup.enabled:
+        if dedup_result is None or removed_sha256 is None:
+            raise DedupError(
+                f"phase 3 of input {input_index} was started without phase 2's result; "
+                "dedup must finish first (this is a bug in the caller)"
+            )
+        removed = _load_removed(layout.removed(input_index), input_index, removed_sha256)
     stats = StatsSet()
     rejects = RejectWriter(layout.rejects(input_index, "dedup"), config.write.rejects_text)
-    removed = _load_removed(layout.removed(input_index)) if config.dedup.enabled else {}
     dedup_stats = stats.get("dedup")
 
     def not_removed(docs: Iterator[Document]) -> Iterator[Document]:
@@ -103,7 +135,9 @@ def run_phase3(
 
     earlier = _earlier_parts(layout, input_index)
     tokenizer_stage = _tokenizer_stage(config)
-    writer = TokenShardWriter(out_dir, input_index, config.write, tokenizer)
+    writer = TokenShardWriter(
+        out_dir, input_index, config.write, tokenizer, dedup_result=dedup_result
+    )
     docs = not_removed(_iter_docs(layout.docs(input_index)))
     for d in run_stage(
         tokenizer_stage,
@@ -125,6 +159,7 @@ def run_phase3(
         "input_index": input_index,
         "input": input_path,
         "fingerprint": config.fingerprint(),
+        "dedup_result": dedup_result,
         "files": [f.__dict__ for f in files],
         "stats": stats.to_list(),
         "seconds": round(time.time() - started, 3),
