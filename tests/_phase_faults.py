@@ -102,13 +102,14 @@ def busy_workers() -> dict[int, str]:
 
 
 class FifoTrap:
-    """Replace ``path`` by a FIFO: the task that opens it blocks in ``open()`` (no writer ever
-        comes). That task is the worker that stays on one task for STALL_SECONDS (every other task
+    """Replace ``path`` by a FIFO: a task that opens it blocks in ``open()`` (no writer ever
+    comes). Such a task is a worker that stays on one task for STALL_SECONDS (every other task
     of these small runs takes milliseconds; CPU time tells nothing, Ray's own threads use it
-    while the task blocks). Once found, the real
-        file is put back (so Ray's retry reads it) and ``act(pid)`` runs (kill it, remove its
-        node). ``phases`` records ``phase_of()`` at that moment. ``stuck`` is set if a reader was
-        still blocked on the FIFO after ``act`` (the wrong process was caught; it is released).
+    while the task blocks). Once one is seen, the real file is put back (so Ray's retries read
+    it) and ``act(pid)`` runs for every worker busy at that moment (several tasks may read the
+    same file: every bucket task reads every band file). ``phases`` records ``phase_of()`` then.
+    A reader still blocked on the FIFO afterwards (``act`` spared it) is released with an
+    empty read, which fails its task (Ray retries it); ``released`` says whether that happened.
     """
 
     STALL_SECONDS = 2.0
@@ -127,7 +128,7 @@ class FifoTrap:
         self.phase_of = phase_of
         self.pids: list[int] = []
         self.phases: list[str | None] = []
-        self.stuck = False
+        self.released = False
         self._stop = threading.Event()
         self._link = scratch / f"trap-{path.name}"
         path.unlink()
@@ -141,8 +142,9 @@ class FifoTrap:
         tmp.write_bytes(self.data)
         os.replace(tmp, self.path)  # same file system: atomic
 
-    def _blocked_worker(self) -> int | None:
-        """Poll until one busy worker has kept the same task for STALL_SECONDS."""
+    def _blocked_workers(self) -> list[int]:
+        """Poll until a busy worker has kept the same task for STALL_SECONDS; then every
+        worker busy at that moment (all of them run phase-2 tasks)."""
         seen: dict[tuple[int, str], float] = {}  # -> busy since
         while not self._stop.is_set():
             now = time.time()
@@ -150,34 +152,43 @@ class FifoTrap:
             seen = {k: v for k, v in seen.items() if busy.get(k[0]) == k[1]}
             for pid, title in busy.items():
                 if now - seen.setdefault((pid, title), now) >= self.STALL_SECONDS:
-                    return pid
+                    return sorted(busy)
             time.sleep(0.2)
-        return None
+        return []
+
+    def _release_readers(self) -> None:
+        """Open the FIFO's write end, if any reader is still blocked, and close it: EOF."""
+        try:
+            fd = os.open(self._link, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno != errno.ENXIO:  # ENXIO: no reader left
+                raise
+        else:
+            self.released = True
+            os.close(fd)
 
     def _run(self) -> None:
         import psutil
 
-        pid = self._blocked_worker()
-        if pid is None:
+        pids = self._blocked_workers()
+        if not pids:
             return
         self.phases.append(self.phase_of())
-        self._restore()  # before act: the retry must find the real file
-        self.pids.append(pid)
-        self.act(pid)
-        with contextlib.suppress(psutil.Error):
-            psutil.Process(pid).wait(timeout=30)
-        try:  # succeeds only if a reader is still blocked on the FIFO
-            fd = os.open(self._link, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError as e:
-            if e.errno != errno.ENXIO:
-                raise
-        else:
-            self.stuck = True
-            os.close(fd)  # the reader sees an empty file and fails; Ray retries it
+        self._restore()  # before act: the retries must find the real file
+        for pid in pids:
+            self.pids.append(pid)
+            self.act(pid)
+        procs = []
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):
+                procs.append(psutil.Process(pid))
+        psutil.wait_procs(procs, timeout=5)  # those killed are gone before we look again
+        self._release_readers()
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=60)
         if self.path.is_fifo():
             self._restore()
+        self._release_readers()
         self._link.unlink(missing_ok=True)

@@ -38,12 +38,22 @@ def phase3_task(
     out_dir: str,
     tokenizer: dict,
     generation: str,
+    dedup_result: str | None = None,
+    removed_sha256: str | None = None,
 ) -> dict:
     from dataproc.logs import shard_log
     from dataproc.runner.phase3 import run_phase3
 
     with shard_log(out_dir, input_index, input_path, "tokenize") as slog:
-        result = run_phase3(input_path, input_index, config, out_dir, tokenizer)
+        result = run_phase3(
+            input_path,
+            input_index,
+            config,
+            out_dir,
+            tokenizer,
+            dedup_result=dedup_result,
+            removed_sha256=removed_sha256,
+        )
         result["generation"] = generation
         fs.write_json_atomic(OutputLayout(out_dir).phase3_marker(input_index), result)
         slog.info("result", files=len(result.get("files", [])), stats=result.get("stats"))
