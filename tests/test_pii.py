@@ -358,6 +358,9 @@ def test_a_valid_iban_with_iban_scrubbing_off_is_left_whole() -> None:
         "http://web.archive.org/web/20000229123340/http://www.yahoo.com/",
         "联系我们 备案号:沪ICP备12345678号 京公网安备97771849801105号",
         "联系方式 共12345678人",
+        "The office is at 17031 2202 Rissik St Apt. 050",
+        "Billing address: 03262 2437 Main St Suite 442",
+        "My driver's license number is U62928788557186",
     ],
 )
 def test_phone_and_card_false_positives_of_issue_14(text: str) -> None:

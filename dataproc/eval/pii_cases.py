@@ -4,7 +4,7 @@ Each class is a shape the scrubber once got wrong (issue 14, and false positives
 dev-bench pages): IBANs whose length is a multiple of four followed by a word, invalid
 IBANs, US ZIP+4 codes, ISSNs, dates with clock times, years in parentheses, international
 mobile numbers without a phone word, long labelled phone numbers, RFC number ranges, decimals,
-Wayback timestamps and Chinese registration numbers.
+Wayback timestamps, Chinese registration numbers, street addresses and identifiers.
 
 Every example is built from a seeded :class:`random.Random`, so a suite is the same on every
 machine; nothing is read from disk. A record is ``{"class", "full_text", "spans"}`` with spans in
@@ -312,6 +312,26 @@ def _wayback(rng: random.Random) -> dict[str, Any]:
     )
 
 
+_STREETS = ("Rissik", "Main", "Oak", "Church", "High", "Elm", "Park")
+_STREET_TYPES = ("St", "Street", "Ave", "Rd", "Road", "Blvd", "Lane", "Drive")
+
+
+def _street_address(rng: random.Random) -> dict[str, Any]:
+    numbers = f"{_digits(rng, 5)} {_digits(rng, 4)}"
+    street = f"{rng.choice(_STREETS)} {rng.choice(_STREET_TYPES)}"
+    return _record(
+        "street_address",
+        [(f"The office is at {numbers} {street} Apt. {rng.randint(1, 99)}, call ahead.", None)],
+    )
+
+
+def _glued_identifier(rng: random.Random) -> dict[str, Any]:
+    ident = rng.choice("ABDEFHKLMNPRSUWXY") + _luhn_digits(rng, rng.randint(13, 16))
+    return _record(
+        "glued_identifier", [(f"My driver's license number is {ident}, card on file.", None)]
+    )
+
+
 _MULT4 = sorted(c for c, n in IBAN_LENGTHS.items() if n % 4 == 0)
 _OTHER = sorted(c for c, n in IBAN_LENGTHS.items() if n % 4)
 
@@ -340,6 +360,11 @@ CASE_CLASSES: dict[str, tuple[str, Callable[[random.Random], dict[str, Any]]]] =
     "table_number": ("bare numbers in a table, 'Office' in the next cell", _table_number),
     "decimal_digits": ("Luhn-valid decimals of a number (3.6346572438162545)", _decimal),
     "wayback_timestamp": ("Luhn-valid 14-digit Wayback timestamps", _wayback),
+    "street_address": ("house and street numbers before a street name", _street_address),
+    "glued_identifier": (
+        "Luhn-valid digits glued to a letter (U62928788557186)",
+        _glued_identifier,
+    ),
     "cjk_ids": ("registration numbers glued to Chinese text near 联系", _cjk_ids),
 }
 """Class name -> (what it holds, generator of one record)."""

@@ -21,16 +21,19 @@ look-behind, so a match can only start at the beginning of a run) and a validato
   9+ digits, an extension); a number right after a phone label (``Tel:``, ``Fax.``, ``电话：``)
   with any 7–15 digits; any other grouped number only with a phone word nearby (``phone``,
   ``tel``, ``call``, ``fax``, ``mobile``, ``电话``, ...), and a bare 7–12 digit run only with the
-  word *before* it or a label in parentheses right after (``9498777106 (fax)``). Never phones: dates (``2024-01-15``, ``15.01.2024``, ``Jul 19 2001 01``
-  before a clock time), ISBNs and ISSNs (after the word), US ZIP+4 codes after a state code
-  (``CA 94965-2100``), a year in parentheses (``(1935) 120``), RFC numbers and ranges
-  (``RFC 5971 0-63``), SSN-shaped ``3-2-4`` numbers, numbers after a currency sign, thousands
-  groupings (``1 234 567``) without context and plain numbers without context.
+  word *before* it or a label in parentheses right after (``9498777106 (fax)``). Never
+  phones: dates (``2024-01-15``, ``15.01.2024``, ``Jul 19 2001 01`` before a clock time),
+  ISBNs and ISSNs (after the word), US ZIP+4 codes after a state code (``CA 94965-2100``), a
+  year in parentheses (``(1935) 120``), RFC numbers and ranges (``RFC 5971 0-63``), numbers
+  before a street name (``17031 2202 Rissik St``), SSN-shaped ``3-2-4`` numbers, numbers after
+  a currency sign, thousands groupings (``1 234 567``) without context and plain numbers
+  without context.
 * **card** — 13–19 digits, contiguous or in the usual groups (4-4-4-4[-3], 4-6-5, 4-6-4) with
   spaces or dashes, passing the Luhn check; ISBN-13 prefixes (978/979), repeated digits, the
-  decimals of a number (``3.6346572438162545``), 14-digit timestamps (``20000229123340``),
-  numbers after ``+`` or a phone label (≤ 15 digits: phones) and Chinese site registration
-  numbers (``京公网安备…``) are excluded.
+  decimals of a number (``3.6346572438162545``), digits glued to a Latin letter
+  (``U62928788557186``), 14-digit timestamps (``20000229123340``), numbers after ``+`` or a
+  phone label (≤ 15 digits: phones) and Chinese site registration numbers (``京公网安备…``) are
+  excluded.
 * **iban** — country code, check digits and BBAN of the country's registered length, compact or
   in groups of four, with a valid ISO 7064 mod-97 checksum. The candidate run is cut at the
   registered length, so a following word (``ES91 2100 0418 4502 0005 1332 today``) is never
@@ -271,6 +274,8 @@ def find_cards(text: str) -> list[PiiSpan]:
             continue
         if _IBAN_HEAD_BEFORE_RE.search(text, max(0, start - 6), start):
             continue  # the body of an IBAN-like "DE89 3704 ..." of the wrong length
+        if start and text[start - 1].isascii() and text[start - 1].isalpha():
+            continue  # "U62928788557186": the digits of an identifier glued to a letter
         if start and text[start - 1] == "+":
             continue  # "+902125551234567": an international phone number
         if start >= 2 and text[start - 1] == "." and text[start - 2].isdigit():
@@ -451,6 +456,11 @@ _PHONE_LABEL_AFTER_RE = re.compile(
     r" ?\((?:tel|phone|fax|mobile|mob|cell|office|home|work|voice|whatsapp)\b[^()\n]{0,12}\)",
     re.IGNORECASE,
 )
+# "17031 2202 Rissik St": house and street numbers before a street name.
+_STREET_AFTER_RE = re.compile(
+    r"\s{1,2}(?:[A-Z][\w'-]{1,20}\s){1,2}(?:St|Street|Ave|Avenue|Rd|Road|Blvd|Boulevard|Ln|Lane|"
+    r"Dr|Drive|Way|Ct|Court|Pl|Place|Hwy|Highway)\b"
+)
 _CLOCK_AFTER_RE = re.compile(r":[0-5]\d(?!\d)")
 _ISSN_WORD_RE = re.compile(r"issn", re.IGNORECASE)
 _RFC_BEFORE_RE = re.compile(r"\brfc\s?$", re.IGNORECASE)
@@ -542,6 +552,8 @@ def _not_phone_by_neighbours(
     day_first = len(groups) >= 2 and len(groups[0]) <= 2 and 1 <= int(groups[0]) <= 31
     if day_first and _MONTH_BEFORE_RE.search(text, max(0, start - 12), start):
         return True  # "Jul 19 2001 ...": a date
+    if _STREET_AFTER_RE.match(text, m.end()):
+        return True  # "17031 2202 Rissik St": an address
     return _RFC_BEFORE_RE.search(text, max(0, start - 5), start) is not None
 
 
