@@ -123,7 +123,7 @@ def _label(p: psutil.Process) -> str:
 
 def measure_run(
     inputs: list[str], out: Path, extra: list[str], interval: float
-) -> tuple[int, float, dict[int, dict]]:
+) -> tuple[int, float, dict[tuple[int, str], dict]]:
     """Run ``dataproc run`` and sample the RSS of it and all its descendants."""
     cmd = [
         sys.executable,
@@ -142,7 +142,7 @@ def measure_run(
     started = time.time()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     root = psutil.Process(proc.pid)
-    peaks: dict[int, dict] = {}
+    peaks: dict[tuple[int, str], dict] = {}
     while proc.poll() is None:
         try:
             procs = [root, *root.children(recursive=True)]
@@ -153,10 +153,12 @@ def measure_run(
                 rss = p.memory_info().rss
             except psutil.Error:
                 continue
-            entry = peaks.get(p.pid)
+            # A Ray worker's title changes with the task it runs (phase 1, then phase 3 in
+            # the same process): one peak per process and task.
+            label = _label(p)
+            entry = peaks.get((p.pid, label))
             if entry is None or rss > entry["rss"]:
-                # A Ray worker's title changes with the task it runs: keep the one at the peak.
-                peaks[p.pid] = {"rss": rss, "label": _label(p)}
+                peaks[(p.pid, label)] = {"rss": rss, "label": label}
         time.sleep(interval)
     output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
     if proc.returncode != 0:
@@ -175,19 +177,23 @@ def _summary(out: Path) -> dict:
     }
 
 
-def report(name: str, code: int, seconds: float, peaks: dict[int, dict], out: Path) -> dict:
+def report(
+    name: str, code: int, seconds: float, peaks: dict[tuple[int, str], dict], out: Path
+) -> dict:
     rows = sorted(peaks.values(), key=lambda e: -e["rss"])
     print(f"\n== {name}: exit {code}, {seconds:.0f} s wall")
     try:
         summary = _summary(out)
         print(f"   output: {summary['documents_out']} documents, {summary['tokens_out']:,} tokens")
-    except (OSError, ValueError, KeyError) as e:
-        summary = {"error": str(e)}
+    except (OSError, ValueError, KeyError) as err:
+        summary = {"error": str(err)}
     print(f"   {'peak RSS':>10}  process")
-    for e in rows[:12]:
-        print(f"   {e['rss'] / MIB:8.0f} MB  {e['label']}")
+    for row in rows[:12]:
+        print(f"   {row['rss'] / MIB:8.0f} MB  {row['label']}")
     worst = rows[0]["rss"] / MIB if rows else 0.0
-    print(f"   max over {len(rows)} processes: {worst:.0f} MB (bound: 1024 MB)")
+    print(
+        f"   max over {len({pid for pid, _ in peaks})} processes: {worst:.0f} MB (bound: 1024 MB)"
+    )
     return {
         "name": name,
         "exit": code,

@@ -204,15 +204,18 @@ def _iter_row_groups(path: str, wanted: list[str]) -> Iterator[Any]:
 
 
 def _first_rows(path: str, wanted: list[str], n: int) -> Any:
-    """The first ``n`` rows of a Parquet file, reading only the row groups they are in."""
+    """The first ``n`` rows of a Parquet file (None if it has none). A batch of ``n`` rows
+    decodes only the pages it needs: reading a whole row group of 64 MiB of tokens costs
+    ~280 MB of memory, this ~50 MB."""
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    tables: list[Any] = []
-    for t in _iter_row_groups(path, wanted):
-        tables.append(t.slice(0, n - sum(x.num_rows for x in tables)))
-        if sum(x.num_rows for x in tables) >= n:
-            break
-    return pa.concat_tables(tables) if tables else None
+    with fs.open_input(path) as f:
+        pf = pq.ParquetFile(f)
+        names = set(pf.schema_arrow.names)
+        columns = [c for c in wanted if c in names]
+        batch = next(pf.iter_batches(batch_size=n, columns=columns), None)
+    return pa.Table.from_batches([batch]) if batch is not None and batch.num_rows else None
 
 
 def _load_samples(data: ReportData, layout: OutputLayout) -> None:
