@@ -32,6 +32,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
+# The dev corpus beside the main checkout (``../shared``); pass --crawl-file from a worktree.
 DEFAULT_CRAWL_FILE = ROOT.parent / "shared" / "corpus" / "bench" / "dev-bench.warc.gz"
 
 # Ordinary English words (stop words included, so the Gopher quality rules pass).
@@ -228,14 +229,16 @@ def main() -> int:
     ]
     results = []
     long_warc = work / f"long-{args.docs}x{args.words}.warc.gz"
-    if not long_warc.exists():
-        t0 = time.time()
-        size = write_long_doc_warc(long_warc, args.docs, args.words)
-        print(f"wrote {long_warc} ({size / MIB:.0f} MB) in {time.time() - t0:.0f} s")
-    code, secs, peaks = measure_run([str(long_warc)], work / "out-long", extra, args.interval)
-    results.append(
-        report(f"{args.docs} documents of {args.words} words", code, secs, peaks, work / "out-long")
-    )
+    if args.docs > 0:  # --docs 0: only the crawl file
+        if not long_warc.exists():
+            t0 = time.time()
+            size = write_long_doc_warc(long_warc, args.docs, args.words)
+            print(f"wrote {long_warc} ({size / MIB:.0f} MB) in {time.time() - t0:.0f} s")
+        out = work / "out-long"
+        code, secs, peaks = measure_run([str(long_warc)], out, extra, args.interval)
+        results.append(
+            report(f"{args.docs} documents of {args.words} words", code, secs, peaks, out)
+        )
     if args.crawl_file:
         code, secs, peaks = measure_run([args.crawl_file], work / "out-crawl", extra, args.interval)
         results.append(
