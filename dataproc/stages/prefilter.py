@@ -110,7 +110,8 @@ class Prefilter(Stage):
     def process(self, doc: Document) -> Document | Reject:
         from dataproc.stages.text_utils import split_words
 
-        text = visible_text(doc.html)
+        # A WET conversion record arrives as text already (no HTML): judge that text.
+        text = visible_text(doc.html) if doc.html else doc.text
         if self._min_words:
             n_words = len(split_words(text))
             if n_words < self._min_words:
