@@ -17,6 +17,20 @@ from dataproc.errors import DataprocError
 # asked to do (config, inputs, output) are 1; a run that finished with failed units is 3.
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAILED_UNITS = 0, 1, 2, 3
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_QUIET_LIBRARIES = (
+    "matplotlib",
+    "PIL",
+    "fontTools",
+    "botocore",
+    "aiobotocore",
+    "boto3",
+    "s3transfer",
+    "s3fs",
+    "gcsfs",
+    "fsspec",
+    "urllib3",
+    "filelock",
+)
 
 
 def _positive_int(value: str) -> int:
@@ -266,8 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # Libraries' INFO chatter (matplotlib's "generated new fontManager") is not ours to show.
-    for name in ("matplotlib", "PIL", "fontTools"):
+    # Libraries' INFO chatter (matplotlib's "generated new fontManager", botocore's "Found
+    # credentials in environment variables") is not ours to show.
+    for name in _QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
     if not getattr(args, "func", None):
         parser.print_help()
@@ -286,7 +301,18 @@ def main(argv: list[str] | None = None) -> int:
         # `dataproc inspect OUT | head`: the reader left; not an error of ours.
         sys.stderr.close()
         return EXIT_OK
-    except OSError as e:
+    except KeyboardInterrupt:
+        print("dataproc: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as e:
+        from dataproc.io.remote import remote_error_line
+
+        line = remote_error_line(e)  # s3fs/botocore/aiohttp: credentials, DNS, access
+        if line is not None:
+            print(f"dataproc: error: {line}", file=sys.stderr)
+            return EXIT_ERROR
+        if not isinstance(e, OSError):
+            raise
         # Disk full or permission lost mid-run: finished work is kept (atomic files, markers).
         where = f"{e.filename}: " if e.filename else ""
         # Only `run` keeps finished work to resume from; other commands simply start again.
@@ -297,9 +323,6 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("dataproc: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

@@ -86,3 +86,46 @@ def test_s3_endpoint_that_does_not_resolve_fails_at_once(monkeypatch, caplog) ->
     with caplog.at_level(logging.WARNING, "dataproc"), pytest.raises(InputError) as e:
         open_remote("s3://bucket/a.warc.gz", config=RemoteReadConfig())
     assert "not found (DNS" in str(e.value) and not caplog.records
+
+
+def _cli(*args: str, **env: str):
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    base.update(
+        AWS_EC2_METADATA_DISABLED="true",  # no instance-metadata lookups from a test
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+        AWS_CONFIG_FILE="/nonexistent",
+        AWS_MAX_ATTEMPTS="1",
+        PYTHONPATH=os.pathsep.join(sys.path),
+        **env,
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "dataproc", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=base,
+    )
+
+
+@pytest.mark.parametrize("command", ["inspect", "verify", "report"])
+def test_s3_client_errors_are_one_line_not_a_traceback(command: str) -> None:
+    pytest.importorskip("s3fs")
+    proc = _cli(command, "s3://bucket/out")  # no credentials anywhere
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert "no AWS credentials" in lines[0] and "Traceback" not in proc.stderr
+    proc = _cli(
+        command,
+        "s3://bucket/out",
+        AWS_ENDPOINT_URL_S3="http://no-such-endpoint.dataproc-test.invalid",
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert "DNS" in lines[0] or "no-such-endpoint" in lines[0], lines[0]

@@ -363,6 +363,39 @@ def _short(e: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# Client libraries of remote stores: their exceptions reach the CLI from fsspec calls
+# (``inspect s3://...``) and deserve one line, not a traceback.
+_REMOTE_CLIENT_MODULES = (
+    "botocore",
+    "aiobotocore",
+    "boto3",
+    "s3fs",
+    "gcsfs",
+    "google",
+    "aiohttp",
+    "requests",
+    "urllib3",
+    "fsspec",
+)
+
+
+def remote_error_line(e: BaseException) -> str | None:
+    """One line for an error raised by a remote store's client (credentials, DNS, access),
+    naming what to check; None when ``e`` does not come from one."""
+    chain = _causes(e)
+    if not any(type(x).__module__.startswith(_REMOTE_CLIENT_MODULES) for x in chain):
+        return None
+    if host_not_found(e):
+        return f"{_short(e)}; the host name does not exist (DNS): check the URL or endpoint"
+    if type(e).__name__ == "NoCredentialsError":
+        return (
+            "no AWS credentials found; give the nodes an instance role or set AWS_PROFILE / "
+            "AWS_ACCESS_KEY_ID (Common Crawl's bucket needs any AWS account, or read it over "
+            "https://data.commoncrawl.org/)"
+        )
+    return f"{_short(e, 300)}; check the URL, your credentials and the network"
+
+
 def classify_error(e: BaseException) -> str | None:
     """A short description if ``e`` is transient (retry it), None if it is permanent.
 
@@ -754,4 +787,5 @@ __all__ = [
     "is_throttling",
     "make_source",
     "open_remote",
+    "remote_error_line",
 ]
