@@ -5,8 +5,8 @@
 
 Runs the real phase-1 stage chain in this process (no Ray: stage seconds only) over every
 page of the WARC, with ``consent`` (page signals + a robots index) and ``decontaminate`` on,
-and reports each stage's CPU seconds per 1,000 pages read and the two steps' share of the
-whole chain. The robots index is built from generated robots.txt captures for every host of
+and reports each stage's CPU seconds (this process; extraction runs in-process here) per
+1,000 pages read and the two steps' share of the whole chain's CPU. The robots index is built from generated robots.txt captures for every host of
 the input: a third of them name an AI agent with Disallow rules (a far higher share than the
 web's, so lookups and protego parses are exercised). The decontamination sets are the
 sentences of ``--eval-sentences`` (JSONL items; 500 per language there) plus 200 passages cut
@@ -99,6 +99,7 @@ def stage_costs(warc: str, sentences: str | None, work: Path) -> dict[str, Any]:
             "output": str(work / "out"),
             "consent": {"robots": [str(robots)]},
             "decontaminate": {"sets": [{"name": "bench", "path": str(evals)}]},
+            "extract": {"isolate": False},
         }
     )
     resolve_index_paths(config)
@@ -106,6 +107,21 @@ def stage_costs(warc: str, sentences: str | None, work: Path) -> dict[str, Any]:
     prepare_run_indexes(config)
     index_seconds = time.process_time() - t0
     stages = build_filter_stages(config)
+    cpu: dict[str, float] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        # CPU seconds of this process (extraction runs in-process: extract.isolate=false).
+        def wrapper(doc: Any) -> Any:
+            t0 = time.process_time()
+            try:
+                return fn(doc)
+            finally:
+                cpu[name] = cpu.get(name, 0.0) + time.process_time() - t0
+
+        return wrapper
+
+    for stage in stages:
+        stage.process = timed(stage.name, stage.process)  # type: ignore[method-assign]
     stats = StatsSet()
     docs: Any = iter(pages)
     for stage in stages:
@@ -114,9 +130,9 @@ def stage_costs(warc: str, sentences: str | None, work: Path) -> dict[str, Any]:
     for s in stages:
         s.close()
     per_k = 1000 / len(pages)
-    rows = {s.name: round(s.seconds * per_k, 3) for s in stats}
-    total = sum(s.seconds for s in stats)
-    ours = stats.get("consent").seconds + stats.get("decontaminate").seconds
+    rows = {name: round(sec * per_k, 3) for name, sec in cpu.items()}
+    total = sum(cpu.values())
+    ours = cpu.get("consent", 0.0) + cpu.get("decontaminate", 0.0)
     return {
         "pages": len(pages),
         "kept": kept,
@@ -137,9 +153,9 @@ def robots_scaling(n_hosts: int, work: Path) -> dict[str, Any]:
     _robots_warc(hosts, path, share_naming=0.03)
     gen = time.time() - t0
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     meta = build_robots_index([str(path)], ["GPTBot", "CCBot", "Google-Extended"], str(work / "ri"))
-    build = time.time() - t0
+    build, build_cpu = time.time() - t0, time.process_time() - c0
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     size = sum(f.stat().st_size for f in (work / "ri").iterdir())
     t0 = time.time()
@@ -155,6 +171,8 @@ def robots_scaling(n_hosts: int, work: Path) -> dict[str, Any]:
         "robots_warc_bytes": path.stat().st_size,
         "generate_seconds": round(gen, 1),
         "build_seconds": round(build, 1),
+        "build_cpu_seconds": round(build_cpu, 1),
+        "build_hosts_per_cpu_second": round(n_hosts / max(build_cpu, 1e-9)),
         "build_peak_rss_mb_growth": round((rss1 - rss0) / 1024, 1),
         "index_bytes": size,
         "index_bytes_per_host": round(size / n_hosts, 1),
@@ -169,11 +187,14 @@ def main() -> None:
     ap.add_argument("--eval-sentences", default=None)
     ap.add_argument("--hosts", type=int, default=200_000)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--skip-stages", action="store_true", help="only the robots index scaling")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         result = {
-            "stages": stage_costs(args.warc, args.eval_sentences, work),
+            "stages": None
+            if args.skip_stages
+            else stage_costs(args.warc, args.eval_sentences, work),
             "robots_index": robots_scaling(args.hosts, work),
             "cpu_count": os.cpu_count(),
             "load_average": os.getloadavg(),
