@@ -154,8 +154,15 @@ def test_other_commands_never_advise_resume_on_disk_errors(tmp_path: Path, capsy
     assert code == EXIT_ERROR and "resume" not in err, err
 
 
-def test_sample_input_is_private_per_user_and_output(tmp_path: Path) -> None:
+def test_sample_input_is_private_per_user_and_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
     from dataproc.sample import sample_input_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # leave nothing in /tmp
+    (tmp_path / "tmp").mkdir()
 
     a = sample_input_dir(str(tmp_path / "a"))
     b = sample_input_dir(str(tmp_path / "b"))
@@ -183,6 +190,9 @@ def test_sample_run_does_not_overwrite_and_resumes(
 
     monkeypatch.setattr(driver, "run_pipeline", fake_run)
     monkeypatch.chdir(tmp_path)
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the sample input goes here
     with pytest.raises(Stop):
         cli.main(["run", "--sample"])
     assert seen["overwrite"] is False
