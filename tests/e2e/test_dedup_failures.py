@@ -47,14 +47,22 @@ _FAILED_IN: set[Phase] = set()  # phase-2 kinds a damaged object made fail (cove
 _KILLED_IN: set[Phase] = set()  # phase-2 kinds a worker was killed in
 
 
-def _config(inputs: list[Path], out: Path):
+def _config(inputs: list[Path], out: Path, against: list[Path] | None = None):
     return build_config(
         {
             "inputs": [str(p) for p in inputs],
             "output": str(out),
             "execution": {"progress": "none"},
+            "dedup": {"against": [str(a) for a in against or []]},
         }
     )
+
+
+def _counts(out: Path) -> dict:
+    """stats.json without timings: every stage's counts and the dedup summary."""
+    stats = json.loads((out / "stats.json").read_text())
+    stages = [{k: v for k, v in st.items() if k != "seconds"} for st in stats["stages"]]
+    return {"stages": stages, "dedup": stats["dedup"]}
 
 
 def _rows(out: Path) -> int:
@@ -99,6 +107,7 @@ def reference(ray_cluster, shards, tmp_path_factory):
         "digest": output_digest(out),
         "manifest": manifest_core(out),
         "rows": _rows(out),
+        "counts": _counts(out),
         "writer": writer,
         "dedup_phases": dedup_phases,
     }
@@ -133,6 +142,7 @@ def _assert_same_as_reference(out: Path, reference: dict) -> None:
     assert output_digest(out) == reference["digest"]
     assert manifest_core(out) == reference["manifest"]
     assert _rows(out) == reference["rows"]
+    assert _counts(out) == reference["counts"]  # nothing counted twice (or lost)
     check = verify_output(str(out))
     assert check.ok, check.problems
 
@@ -223,6 +233,56 @@ def test_phase2_worker_killed_while_reading(shards, reference, tmp_path, kind):
     assert result.ok, result.failures
     _assert_same_as_reference(out, reference)
     _KILLED_IN.update(Phase.of(p) for p in trap.phases if p is not None and Phase.of(p).is_dedup)
+
+
+@pytest.fixture(scope="module")
+def slices(ray_cluster, shards, tmp_path_factory):
+    """Slice A (shards 0-1), then slice B (shard 2) run ``--dedup-against`` A: B's reference."""
+    base = tmp_path_factory.mktemp("dedup-against")
+    a, b = base / "a", base / "b"
+    assert run_pipeline(_config(shards[:2], a)).ok
+    result = run_pipeline(_config(shards[2:], b, against=[a]))
+    assert result.ok, result.failures
+    assert json.loads((b / "stats.json").read_text())["dedup"]["docs_removed"] > 0
+    return {
+        "a": a,
+        "digest": output_digest(b),
+        "manifest": manifest_core(b),
+        "rows": _rows(b),
+        "counts": _counts(b),
+    }
+
+
+@pytest.mark.parametrize(("kind", "how"), [("bands", "truncate"), ("dedup/removed", "delete")])
+def test_damaged_object_of_a_dedup_against_output(shards, slices, tmp_path, kind, how):
+    """An earlier output's object that phase 2 reads in place is damaged: the run fails naming
+    it (before any work, or as a phase-2 failure) and ships nothing; repaired, the rerun
+    equals B's clean run."""
+    from dataproc.errors import DedupError
+
+    work = slices["a"] / "_work"
+    rel = pick([p.relative_to(work).as_posix() for p in work.rglob("*.parquet")], kind)
+    assert rel is not None
+    path = work / rel
+    data = path.read_bytes()
+    if how == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        path.unlink()
+    out = tmp_path / "out"
+    try:
+        try:
+            result = run_pipeline(_config(shards[2:], out, against=[slices["a"]]))
+        except DedupError as e:  # refused before any work: nothing written at all
+            assert str(path) in str(e)
+            assert not (out / "tokens").exists() or not list((out / "tokens").iterdir())
+        else:
+            _assert_failed_cleanly(_failed_state(result, out), path)
+    finally:
+        path.write_bytes(data)
+    again = run_pipeline(_config(shards[2:], out, against=[slices["a"]]))
+    assert again.ok, again.failures
+    _assert_same_as_reference(out, slices)
 
 
 def test_every_phase2_task_kind_was_faulted(reference, request):
