@@ -251,6 +251,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         done = _done_inputs(config)
         sniffed = sniff_local_inputs(inputs)  # what each local file looks like (first bytes)
+        if config.consent.enabled:
+            n_robots = len(config.consent.robots)
+            print(
+                f"consent: page-level opt-outs; robots.txt from {n_robots} robots file(s) of the crawl"
+                if n_robots
+                else "consent: page-level opt-outs only (no --robots / --crawl robots.txt files)"
+            )
         for i in inputs:
             mark = "  (done)" if i.index in done else ""
             s = sniffed.get(i.index)

@@ -220,9 +220,13 @@ def test_resolve_crawl_from_a_base_url():
 
 
 def test_cli_dry_run_with_crawl_and_shards(capsys, monkeypatch):
+    import gzip
+
     from dataproc.cli import main
 
     files, rel = _crawl_files(4)
+    # --crawl also reads the crawl's robots.txt listing (the consent step); none for these.
+    files["crawl-data/CC-MAIN-2024-22/robotstxt.paths.gz"] = gzip.compress(b"")
     with FaultyFileServer(files) as srv:
         monkeypatch.setenv("DATAPROC_CRAWL_BASE_URL", srv.base_url)
         code = main(["run", "--crawl", "CC-MAIN-2024-22", "--shards", "1:3", "--dry-run"])

@@ -61,7 +61,13 @@ def apply_consent_args(args: argparse.Namespace, config: Any) -> None:
     crawl = getattr(args, "crawl", None)
     if not config.consent.enabled:
         return
-    if not robots and crawl and not config.consent.robots and not config.consent.robots_index:
+    if (
+        not robots
+        and crawl
+        and config.consent.crawl_robots
+        and not config.consent.robots
+        and not config.consent.robots_index
+    ):
         from dataproc.runner.crawl import robots_for_inputs
 
         robots = robots_for_inputs(

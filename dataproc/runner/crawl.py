@@ -123,7 +123,10 @@ def robots_for_inputs(crawl: str, inputs: list[str], base: str | None = None) ->
     try:
         data = fs.read_bytes(url)
     except (InputError, OSError, ValueError) as e:
-        raise InputError(f"--crawl {crawl}: cannot read its robots.txt listing {url}: {e}") from e
+        raise InputError(
+            f"--crawl {crawl}: cannot read its robots.txt listing {url} ({e}); to run with "
+            "page-level opt-outs only, --set consent.crawl_robots=false"
+        ) from e
     segments = {m.group(1) for p in inputs if (m := _SEGMENT.search(p))}
     root = base_url(base)
     return [

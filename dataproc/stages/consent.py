@@ -64,6 +64,11 @@ class ConsentConfig(StrictModel):
         description="Robots.txt WARC files or folders of the crawl (`--robots`, or found by "
         "`--crawl`); the run builds its host index once into `robots_index`.",
     )
+    crawl_robots: bool = Field(
+        True,
+        description="With `--crawl ID`: find the robots.txt files of the inputs' segments in "
+        "the crawl's `robotstxt.paths.gz` (false: page-level signals only).",
+    )
     robots_index: str | None = Field(
         None,
         description="Robots index folder: set by the run to OUT/_work/consent/robots when "
