@@ -3,9 +3,9 @@
 No text is involved. Band keys, exact keys and MinHash signatures are generated as NumPy arrays
 with a known duplicate structure and written with the real ``BandKeyWriter`` (the phase-1
 on-disk format: one band file per input, 8-bit sketches with every row). Then the real
-``run_phase2`` runs with a Ray executor; every phase-2 task runs in a fresh worker process
-(``max_calls=1``), so its ``ru_maxrss`` is that task's own peak RSS, printed with its wall and
-CPU time.
+``run_phase2`` runs with a Ray executor; every phase-2 task's
+peak RSS is measured with the worker's high-water mark reset at the task's start (see
+``measured``) and printed with its wall and CPU time.
 
 Duplicate structure (documents are spread over all files by a fixed permutation):
 
@@ -202,19 +202,39 @@ def expected(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
     return doc[order], kept[order]
 
 
+def _peak_rss() -> int:
+    """This process's peak RSS (VmHWM), in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def measured(fn: Any, *args: Any) -> tuple[Any, dict[str, float]]:
-    """Run one phase-2 step function; return its result and this process's peak RSS/time."""
+    """Run one phase-2 step function; return its result and its peak RSS, wall and CPU time.
+
+    The worker process is reused (a fresh process per task costs seconds on a loaded machine):
+    its peak RSS is reset first (``/proc/self/clear_refs`` 5, Linux), so the number is the
+    worker's resident memory at the start (interpreter, Ray, imports, heap kept from earlier
+    tasks — an overestimate) plus what this task added at its peak.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
     t0, c0 = time.perf_counter(), time.process_time()
     out = fn(*args)
     return out, {
-        "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "rss": _peak_rss(),
         "wall": time.perf_counter() - t0,
         "cpu": time.process_time() - c0,
     }
 
 
 def ray_executor(ray: Any, memory: int, log: list[dict[str, Any]], verbose: bool) -> Any:
-    remote = ray.remote(max_calls=1)(measured)
+    remote = ray.remote(measured)
 
     def execute(step: str, calls: list[tuple[str, Any, tuple[Any, ...]]]) -> dict[str, Any]:
         t0 = time.perf_counter()

@@ -376,6 +376,26 @@ def test_distributed_path_gives_the_same_removals_as_one_task(
         assert getattr(one, k) == getattr(many, k)
 
 
+def test_compacting_band_files_changes_nothing(tmp_path: Path) -> None:
+    cfg = DedupConfig(num_buckets=3, compact_inputs=0)
+    inputs = _text_corpus(tmp_path, cfg, inputs=7, per_input=40)
+    sources = _sources(tmp_path, inputs, rows=600)
+    plain = run_phase2(sources, [0], inputs, str(tmp_path / "plain"), cfg)
+    compact_cfg = DedupConfig(num_buckets=3, compact_inputs=3, task_memory=64 << 20)
+    compact = run_phase2(sources, [0], inputs, str(tmp_path / "compact"), compact_cfg)
+    assert compact.tasks["compact"] == 3  # 7 inputs in batches of 3
+    assert len(os.listdir(tmp_path / "compact" / "compact")) == 3
+    assert plain.docs_removed > 20
+    assert _removed_bytes(tmp_path / "plain") == _removed_bytes(tmp_path / "compact")
+    # Merging in several key chunks writes the same rows as in one.
+    from dataproc.dedup.edges import compact_band_files
+
+    srcs = [(s.path, 0, None) for s in sources[:3]]
+    one, five = str(tmp_path / "one.parquet"), str(tmp_path / "five.parquet")
+    assert compact_band_files(srcs, one, 112, 14, 1) == compact_band_files(srcs, five, 112, 14, 5)
+    assert pq.read_table(one).equals(pq.read_table(five))
+
+
 def test_intermediate_objects_grow_with_tasks_not_inputs_times_buckets(tmp_path: Path) -> None:
     cfg = DedupConfig(num_buckets=8)
     inputs = _text_corpus(tmp_path, cfg, inputs=12, per_input=10)

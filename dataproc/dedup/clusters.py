@@ -183,6 +183,9 @@ def run_phase2(
     id_space = max([s.gid + 1 for s in sources] + [offsets[-1] + max(run_inputs, default=-1) + 1])
     srcs = [(s.path, s.gid - s.input_index, s.removed) for s in sorted(sources, key=_gid)]
     summary = ClusterSummary()
+    if config.compact_inputs >= 2 and len(srcs) > config.compact_inputs:
+        srcs = _compact(sources, dedup_dir, config, execute)
+        summary.tasks["compact"] = len(srcs)
     buckets = plan_buckets(sum(s.rows for s in sources), config)
     edge_files = [fs.join(dedup_dir, "edges", f"{t:05d}.parquet") for t in range(len(buckets))]
     exact_files = [fs.join(dedup_dir, "exact", f"{t:05d}.parquet") for t in range(len(buckets))]
@@ -232,6 +235,35 @@ def run_phase2(
         for k, v in part["removed"].items():
             summary.removed[k] += v
     return summary
+
+
+def _compact(
+    sources: list[BandSource], dedup_dir: str, config: DedupConfig, execute: Execute
+) -> list[tuple[str, int, str | None]]:
+    """Merge the band files of every ``compact_inputs`` consecutive inputs into one file."""
+    from dataproc.dedup.edges import compact_band_files
+    from dataproc.io import fs
+
+    ordered = sorted(sources, key=_gid)
+    size = config.compact_inputs
+    calls = []
+    out: list[tuple[str, int, str | None]] = []
+    for b in range(0, len(ordered), size):
+        batch = ordered[b : b + size]
+        rows = sum(s.rows for s in batch)
+        chunks = max(1, math.ceil(rows * band_row_bytes(config.num_perm) / config.task_memory))
+        path = fs.join(dedup_dir, "compact", f"{b // size:05d}.parquet")
+        srcs = [(s.path, s.gid - s.input_index, s.removed) for s in batch]
+        calls.append(
+            (
+                str(b // size),
+                compact_band_files,
+                (srcs, path, config.num_perm, config.bands, chunks),
+            )
+        )
+        out.append((path, 0, None))
+    execute("dedup-compact", calls)
+    return out
 
 
 def star_components(

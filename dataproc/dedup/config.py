@@ -79,6 +79,15 @@ class DedupConfig(StrictModel):
         "stays under it whatever the corpus size (Ray is also told, as the tasks' `memory`). "
         "See docs/cluster.md for what exceeds it (one component of > ~25 M documents per GiB).",
     )
+    compact_inputs: int = Field(
+        64,
+        ge=0,
+        description="With more inputs than this, phase 2 first merges the band files of "
+        "every this many consecutive inputs into one key-sorted file, so that each bucket "
+        "task opens inputs/compact_inputs files instead of one per input (at 90,000 inputs "
+        "and ~4,000 bucket tasks: 5.6 M reads instead of 360 M). Costs one more pass over "
+        "the band files; never changes the result. 0 turns it off.",
+    )
     against: list[str] = Field(
         default_factory=list,
         description="Earlier dataproc outputs (`--dedup-against`): this run's documents that "

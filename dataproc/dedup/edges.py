@@ -83,6 +83,49 @@ def _load_sources(
     return out[0], out[1], out[2], out[3], -1 if exact_band is None else exact_band
 
 
+def compact_band_files(
+    sources: list[tuple[str, int, str | None]],
+    out_path: str,
+    num_perm: int,
+    exact_band: int,
+    chunks: int,
+) -> int:
+    """Merge band files into one key-sorted band file (doc ids already in the id space).
+
+    The merged file has the band-file layout, so bucket tasks read it like any input's: with
+    many inputs, each bucket task then opens one file per batch instead of one per input.
+    Done in ``chunks`` key ranges, one at a time, so memory is the batch's rows / ``chunks``.
+    Returns the number of rows written.
+    """
+    import pyarrow.parquet as pq
+
+    from dataproc.dedup.buckets import BAND_ROW_GROUP, KEY_SPACE, band_table
+    from dataproc.io import fs
+
+    rows = 0
+    with fs.atomic_write(out_path) as f:
+        writer = None
+        for c in range(chunks):
+            lo, hi = KEY_SPACE * c // chunks, KEY_SPACE * (c + 1) // chunks
+            band, key, doc, sketch, eb = _load_sources(sources, lo, hi, num_perm)
+            if eb not in (-1, exact_band):
+                raise DedupError(
+                    f"{out_path}: inputs hold exact keys in band {eb}, expected {exact_band} "
+                    "(dedup.bands differs from the run that wrote them)"
+                )
+            order = np.lexsort((doc, band, key))
+            table = band_table(band[order], key[order], doc[order], sketch[order], exact_band)
+            del band, key, doc, sketch, order
+            if writer is None:
+                writer = pq.ParquetWriter(f, table.schema, compression="zstd", compression_level=1)
+            if table.num_rows or c == chunks - 1:
+                writer.write_table(table, row_group_size=BAND_ROW_GROUP)
+            rows += table.num_rows
+        if writer is not None:
+            writer.close()
+    return rows
+
+
 def load_removed_docs(path: str) -> NDArray[np.uint64]:
     """The ``doc`` column of a removal file (a missing file is an error)."""
     import pyarrow.parquet as pq
