@@ -230,8 +230,7 @@ def find_bucket_edges(
     del cand
     stats["candidate_rows"] = len(doc)
     order = np.lexsort((doc, key, band))
-    band, key, doc, sketch = band[order], key[order], doc[order], sketch[order]
-    del order
+    band, key, doc = band[order], key[order], doc[order]
     if len(doc) == 0:
         empty = np.empty(0, np.uint64)
         write_edges(empty, empty, edges_path)
@@ -249,11 +248,13 @@ def find_bucket_edges(
     ea, eb = ex_min[ex_member], doc[ex][ex_member]
 
     near = np.flatnonzero(~is_exact)
+    near_sketch = sketch[order[near]]  # one gather: sketches are the largest column
+    del sketch, band, key, order
     na, nb, counts = _leader_edges(
-        group[near], doc[near], sketch[near], need_for(min_similarity, num_perm)
+        group[near], doc[near], near_sketch, need_for(min_similarity, num_perm)
     )
     stats.update(counts)
-    del sketch
+    del near_sketch
     a = np.concatenate((ea, na))
     b = np.concatenate((eb, nb))
     keep = a != b
