@@ -19,6 +19,7 @@ class Phase(str, Enum):
     """
 
     FILTER = "filter"
+    DEDUP_COMPACT = "dedup-compact"  # band files of input batches merged (many inputs only)
     DEDUP_BUCKETS = "dedup-buckets"  # key ranges of the band files -> verified edges
     DEDUP_COMPONENTS = "dedup-components"  # star rounds; steps "dedup-components-{r}L|S"
     DEDUP_REMOVED = "dedup-removed"  # per node range: the removal file of each input
