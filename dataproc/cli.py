@@ -127,7 +127,16 @@ def _build_parser() -> argparse.ArgumentParser:
         "--workers", type=_positive_int, help="CPUs for a local Ray cluster (default: all)"
     )
     run.add_argument(
-        "--overwrite", action="store_true", help="delete OUTPUT's previous contents first"
+        "--overwrite",
+        action="store_true",
+        help="delete the previous dataproc run in OUTPUT first (only what a run creates: "
+        "tokens/, rejects/, logs/, _work/, manifest.json, stats.json, report.html)",
+    )
+    run.add_argument(
+        "--verify",
+        action="store_true",
+        help="when resuming, also check the sha256 of every finished token file (reads them); "
+        "sizes are always checked",
     )
     run.add_argument(
         "--dry-run",
@@ -275,7 +284,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dataproc.runner.driver import run_pipeline
     from dataproc.summary import print_summary
 
-    result = run_pipeline(config, overwrite=args.overwrite)
+    result = run_pipeline(config, overwrite=args.overwrite, verify_files=args.verify)
     print_summary(result)
     return result.exit_code  # EXIT_FAILED_UNITS when units failed
 

@@ -2,8 +2,8 @@
 
 ``dataproc submit [--address URL] -- run --crawl CC-MAIN-2024-22 --output s3://...`` is
 ``ray job submit --working-dir . -- python -m dataproc run ...`` through Ray's
-``JobSubmissionClient``: the working directory is uploaded, ``DATAPROC_*`` variables are
-forwarded to every worker, the job's logs are streamed here until it ends, and the exit code
+``JobSubmissionClient``: the working directory is uploaded, dataproc's own variables
+(``DATAPROC_REMOTE_*``, ``DATAPROC_CRAWL_BASE_URL``; never a credential) are forwarded, the job's logs are streamed here until it ends, and the exit code
 says how it ended (0 succeeded, 2 failed, 1 stopped). Inside the job, ``dataproc run`` joins
 the cluster through the ``RAY_ADDRESS`` Ray Jobs sets.
 
@@ -104,7 +104,7 @@ def build_entrypoint(run_args: list[str]) -> str:
 def build_runtime_env(
     working_dir: str | None, env: dict[str, str] | None = None, pip: list[str] | None = None
 ) -> dict[str, Any]:
-    """Ray runtime env of the job: working dir, forwarded ``DATAPROC_*`` variables, extra pip."""
+    """Ray runtime env of the job: working dir, dataproc's variables (by name), extra pip."""
     environ = os.environ if env is None else env
     runtime_env: dict[str, Any] = {}
     if working_dir:
@@ -112,7 +112,9 @@ def build_runtime_env(
             raise ConfigError(f"--working-dir {working_dir!r}: no such directory")
         runtime_env["working_dir"] = working_dir
         runtime_env["excludes"] = list(DEFAULT_EXCLUDES)
-    env_vars = {k: v for k, v in environ.items() if k.startswith("DATAPROC_")}
+    from dataproc.runner.ray_runtime import forwarded_env
+
+    env_vars = forwarded_env(environ)  # by name, never a credential (Ray logs runtime envs)
     if env_vars:
         runtime_env["env_vars"] = env_vars
     if pip:

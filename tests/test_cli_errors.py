@@ -147,7 +147,8 @@ def test_output_folder_with_unrelated_files(workdir: Path) -> None:
     (out / "thesis.tex").write_text("precious")
     before = snapshot(workdir)
     proc = run_cli("run", "-i", "in/a.warc.gz", "-o", "out", cwd=workdir)
-    assert_one_line_error(proc, "not empty", "--overwrite")
+    line = assert_one_line_error(proc, "not empty", "holds no dataproc run")
+    assert "--overwrite" not in line  # it would never delete a folder that holds no run
     assert snapshot(workdir) == before
 
 

@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +21,15 @@ from dataproc.config import PipelineConfig
 from dataproc.errors import OutputError
 from dataproc.io import fs
 from dataproc.io.card import write_card
+from dataproc.io.lock import RunLock
 from dataproc.report import build_report_or_warn
+from dataproc.runner import output_guard, resume
 from dataproc.runner.dedup_result import NO_DEDUP, chunks, dedup_digest, hash_removal_files
 from dataproc.runner.layout import OutputLayout
 from dataproc.runner.phases import Phase
 from dataproc.runner.plan import InputFile, check_inputs, plan_inputs
 from dataproc.runner.progress import Progress
+from dataproc.runner.resume import sweep_temp_files
 from dataproc.stats import StatsSet
 
 log = logging.getLogger("dataproc")
@@ -61,48 +63,58 @@ def _inputs_digest(inputs: list[InputFile]) -> str:
     return hashlib.sha256("\n".join(i.path for i in inputs).encode()).hexdigest()[:16]
 
 
-def prepare_output(
-    layout: OutputLayout, config: PipelineConfig, inputs: list[InputFile], overwrite: bool
-) -> None:
-    """Refuse to mix with another run's output unless ``overwrite``; record this run's identity."""
-    state = {
+def _run_state(config: PipelineConfig, inputs: list[InputFile]) -> dict[str, Any]:
+    return {
         "state_version": STATE_VERSION,
         "fingerprint": config.fingerprint(),
         "inputs_digest": _inputs_digest(inputs),
         "num_inputs": len(inputs),
     }
-    if not fs.is_remote(layout.out) and os.path.isfile(layout.out):
-        # fsspec lists a file as its own only entry: without this it would be called "not
-        # empty", and --overwrite would delete it.
-        raise OutputError(f"--output {layout.out} is a file, not a folder; give a folder path")
-    settings = _result_settings(config)
-    if fs.exists(layout.run_state):
-        old = fs.read_json(layout.run_state)
-        same = all(old.get(k) == v for k, v in state.items())
-        if not same and not overwrite:
-            if old.get("fingerprint") != state["fingerprint"]:
-                changed = _changed_keys(old.get("settings", {}), settings)
-                what = "config" + (f" ({', '.join(changed[:5])} changed)" if changed else "")
-            else:
-                what = "list of inputs"
-            raise OutputError(
-                f"{layout.out} holds a run with a different {what}; "
-                "use another --output, or --overwrite to delete it and start again"
-            )
-        if overwrite:
-            _wipe(layout)  # --overwrite means start again, even with the same config
-    else:
-        entries = [e for e in fs.listdir(layout.out)]
-        if entries and not overwrite:
-            raise OutputError(
-                f"{layout.out} is not empty and holds no dataproc run; "
-                "use an empty or new --output folder (or --overwrite to delete its contents)"
-            )
-        if entries:
-            _wipe(layout)
+
+
+def check_output(
+    layout: OutputLayout, config: PipelineConfig, inputs: list[InputFile], overwrite: bool
+) -> bool:
+    """Refuse what this run may not do to ``OUT`` (reads only); True if a run is to be wiped.
+
+    The checks that protect data (``output_guard``) hold whatever the flags; another run's
+    output (other config or inputs) is refused unless ``overwrite``.
+    """
+    output_guard.check_output_target(layout.out)
+    output_guard.check_inputs_outside(config.inputs, inputs, layout.out)
+    output_guard.refuse_foreign(layout)
+    if not output_guard.holds_run(layout):
+        return False
+    state = _run_state(config, inputs)
+    old = fs.read_json(layout.run_state)
+    if not overwrite and not all(old.get(k) == v for k, v in state.items()):
+        if old.get("fingerprint") != state["fingerprint"]:
+            changed = _changed_keys(old.get("settings", {}), _result_settings(config))
+            what = "config" + (f" ({', '.join(changed[:5])} changed)" if changed else "")
+        else:
+            what = "list of inputs"
+        raise OutputError(
+            f"{layout.out} holds a run with a different {what}; use another --output, or "
+            f"--overwrite to delete that run ({output_guard.run_entries_text()}; nothing "
+            "else in the folder)"
+        )
+    return overwrite  # --overwrite means start again, even with the same config
+
+
+def prepare_output(
+    layout: OutputLayout, config: PipelineConfig, inputs: list[InputFile], overwrite: bool
+) -> None:
+    """Check ``OUT`` (``check_output``), wipe the previous run if asked, record this run.
+
+    Call with the run lock held (``run_pipeline`` does).
+    """
+    if check_output(layout, config, inputs, overwrite):
+        output_guard.wipe_run(layout)
     try:
         fs.makedirs(layout.out)
-        fs.write_json_atomic(layout.run_state, {**state, "settings": settings})
+        fs.write_json_atomic(
+            layout.run_state, {**_run_state(config, inputs), "settings": _result_settings(config)}
+        )
     except OSError as e:
         raise OutputError(
             f"cannot write to {layout.out}: {e.strerror or e}; make it writable (and check free "
@@ -124,11 +136,6 @@ def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") ->
         elif a != b:
             keys.append(f"{prefix}{k}")
     return keys
-
-
-def _wipe(layout: OutputLayout) -> None:
-    for e in fs.listdir(layout.out):
-        fs.remove(e, recursive=True)
 
 
 def _read_marker(path: str, fingerprint: str) -> dict[str, Any] | None:
@@ -188,10 +195,13 @@ def run_pipeline(
     *,
     overwrite: bool = False,
     progress: Progress | None = None,
+    verify_files: bool = False,
 ) -> RunResult:
-    """Run the whole pipeline described by ``config`` (inputs and output included)."""
-    from dataproc.runner import tasks
-    from dataproc.runner.ray_runtime import ray_session
+    """Run the whole pipeline described by ``config`` (inputs and output included).
+
+    One run per output folder at a time (``dataproc.io.lock``). A rerun redoes the units whose
+    files are missing or have the wrong size (``verify_files``: or the wrong sha256).
+    """
     from dataproc.stages.tokenize import tokenizer_info
 
     started = time.time()
@@ -208,11 +218,32 @@ def run_pipeline(
 
     resolve_index_paths(config)  # the run's robots / decontamination index folders
     _check_dedup_against(config)  # --dedup-against: one-line error before any work
-    prepare_output(layout, config, inputs, overwrite)
-    prepare_run_indexes(config)  # built once per run, before any task needs them
+    # Checked before the lock too (reads only), so a refused run writes nothing at all.
+    check_output(layout, config, inputs, overwrite)
+    with RunLock(layout.lock_dir, layout.out) as lock:
+        prepare_output(layout, config, inputs, overwrite)
+        sweep_temp_files(layout)
+        resume.invalidate_damaged_units(layout, inputs, config.fingerprint(), verify_files)
+        prepare_run_indexes(config)  # built once per run, before any task needs them
+        return _run_locked(config, layout, inputs, tok_info, started, lock, progress)
+
+
+def _run_locked(
+    config: PipelineConfig,
+    layout: OutputLayout,
+    inputs: list[InputFile],
+    tok_info: dict[str, Any],
+    started: float,
+    lock: RunLock,
+    progress: Progress | None,
+) -> RunResult:
+    """The three phases and the finalize step, with the output folder's lock held."""
+    from dataproc.runner import tasks
+    from dataproc.runner.ray_runtime import ray_session
+
     fp = config.fingerprint()
     progress = progress or Progress.from_config(config.execution, len(inputs), layout.out)
-    result = RunResult(out_dir=config.output, inputs=inputs, manifest=None, stats=StatsSet())
+    result = RunResult(out_dir=layout.out, inputs=inputs, manifest=None, stats=StatsSet())
     opts = {
         "num_cpus": config.execution.cpus_per_task,
         "max_retries": config.execution.max_retries,
@@ -327,6 +358,8 @@ def run_pipeline(
             p3_results.update(new3)
             result.failures += [dict(f, input=inputs[int(f["unit"])].path) for f in fail3]
 
+    lock.ensure_held()
+    sweep_temp_files(layout)  # a killed worker's half-written file; its retry wrote the real one
     # Finalize: stats, manifest, report (on the driver: small data only).
     stats = StatsSet()
     for key in sorted(p1_results, key=int):

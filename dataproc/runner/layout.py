@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from dataproc.io import fs
 
+# Every top-level entry a run creates under OUT: the only names ``--overwrite`` ever deletes.
+RUN_ENTRIES = (
+    "tokens",
+    "rejects",
+    "logs",
+    "_work",
+    "manifest.json",
+    "stats.json",
+    "report.html",
+)
+LOCK_DIR = "_lock"
+
 
 class OutputLayout:
     """Paths inside ``OUT``. File names come from our own counters, never from the data."""
@@ -37,6 +49,15 @@ class OutputLayout:
 
     def rejects(self, input_index: int, phase: str) -> str:
         return self.p("rejects", f"{input_index:06d}-{phase}.parquet")
+
+    def run_entries(self) -> list[str]:
+        """Full paths of the top-level entries a run creates (see ``RUN_ENTRIES``)."""
+        return [self.p(name) for name in RUN_ENTRIES]
+
+    @property
+    def lock_dir(self) -> str:
+        """``OUT/_lock/``: one lease per run that wants the folder (dataproc.io.lock)."""
+        return self.p(LOCK_DIR)
 
     # work state (resumable)
     @property

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from dataproc.config import ExecutionConfig
+from dataproc.errors import ConfigError
+from dataproc.runner.reaper import ClusterReaper
 
 log = logging.getLogger("dataproc")
 
@@ -30,6 +33,67 @@ def ensure_loopback_env() -> None:
         log.debug("ray was imported before ensure_loopback_env(); local cluster may bind widely")
     for k, v in LOOPBACK_ENV.items():
         os.environ.setdefault(k, v)
+
+
+def forwarded_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables Ray's ``runtime_env`` may carry: dataproc's own, by name, no secrets.
+
+    Ray writes a runtime env in full to ``runtime_env_agent.log`` (world-readable under
+    ``/tmp/ray``), so only names dataproc reads are forwarded, and a value that looks like a
+    credential is never forwarded (a warning names the variable, never its value).
+    """
+    env = os.environ if environ is None else environ
+    forwarded = {}
+    for name in sorted(forwardable_env_names() & set(env)):
+        value = env[name]
+        if looks_like_secret(value):
+            log.warning("not forwarding %s to Ray: its value looks like a credential", name)
+            continue
+        forwarded[name] = value
+    return forwarded
+
+
+def forwardable_env_names() -> set[str]:
+    """Every environment variable dataproc reads (remote-read policy, crawl base URL)."""
+    from dataproc.io.remote import ENV_PREFIX, RemoteReadConfig
+    from dataproc.runner.crawl import BASE_URL_ENV
+
+    return {ENV_PREFIX + name.upper() for name in RemoteReadConfig.model_fields} | {BASE_URL_ENV}
+
+
+_SECRET_PATTERNS = re.compile(
+    r"(?:AKIA|ASIA)[0-9A-Z]{16}"  # AWS access key id
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY"
+    r"|\b(?:gh[pousr]_|github_pat_|glpat-|xox[abprs]-|sk-|hf_)[A-Za-z0-9_-]{16,}"
+    r"|^[a-z][a-z0-9+.-]*://[^/?#@\s]*:[^/?#@\s]*@"  # URL with user:password@
+    r"|[?&](?:[A-Za-z_-]*(?:token|signature|secret|key|password)[A-Za-z_-]*)=",
+    re.IGNORECASE,
+)
+_OPAQUE = re.compile(r"[A-Za-z0-9+/=_-]{24,}")
+
+
+def looks_like_secret(value: str) -> bool:
+    """True for a known credential shape, or a long opaque string mixing letters and digits."""
+    if _SECRET_PATTERNS.search(value):
+        return True
+    return any(
+        any(c.isdigit() for c in m) and any(c.isalpha() for c in m) for m in _OPAQUE.findall(value)
+    )
+
+
+def check_dashboard_installed() -> None:
+    """Fail with one line (not Ray's traceback) when the dashboard's packages are missing."""
+    try:
+        from ray._private.utils import get_dashboard_dependency_error
+
+        error = get_dashboard_dependency_error()
+    except (ImportError, AttributeError):  # another Ray version: let Ray decide
+        return
+    if error:
+        raise ConfigError(
+            f"execution.include_dashboard=true needs Ray's dashboard packages ({error}); "
+            "pip install 'ray[default]', or leave execution.include_dashboard false"
+        )
 
 
 def resolve_address(exec_config: ExecutionConfig) -> str | None:
@@ -48,10 +112,12 @@ def ray_session(exec_config: ExecutionConfig) -> Iterator[Any]:
         yield ray  # someone (a test, a notebook) already connected: use and leave it
         return
     kwargs: dict[str, Any] = {"log_to_driver": True, "configure_logging": False}
-    env_vars = {k: v for k, v in os.environ.items() if k.startswith("DATAPROC_")}
+    env_vars = forwarded_env()
     if env_vars:
         kwargs["runtime_env"] = {"env_vars": env_vars}
     if address is None:
+        if exec_config.include_dashboard:
+            check_dashboard_installed()
         # Token auth stays on; on a loopback-only cluster its start-up notice is just noise.
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
             logging.ERROR
@@ -69,11 +135,18 @@ def ray_session(exec_config: ExecutionConfig) -> Iterator[Any]:
             kwargs["object_store_memory"] = exec_config.object_store_memory
     else:
         kwargs["address"] = address
-    ray.init(**kwargs)
+    reaper = ClusterReaper() if address is None else None
+    if reaper is not None:
+        reaper.start()  # a SIGKILLed driver's local cluster is stopped too (runner/reaper.py)
     try:
-        from dataproc.runner.ray_auth import log_cluster_protection
+        ray.init(**kwargs)
+        try:
+            from dataproc.runner.ray_auth import log_cluster_protection
 
-        log_cluster_protection(ray, address, log)  # loopback, token auth, or a warning
-        yield ray
+            log_cluster_protection(ray, address, log)  # loopback, token auth, or a warning
+            yield ray
+        finally:
+            ray.shutdown()
     finally:
-        ray.shutdown()
+        if reaper is not None:
+            reaper.stop()

@@ -11,6 +11,7 @@ from typing import Any
 from dataproc.config import PipelineConfig
 from dataproc.io import fs
 from dataproc.runner.layout import OutputLayout
+from dataproc.runner.resume import describe_outputs
 
 
 def phase1_task(input_path: str, input_index: int, config: PipelineConfig, out_dir: str) -> dict:
@@ -26,7 +27,11 @@ def phase1_task(input_path: str, input_index: int, config: PipelineConfig, out_d
             heartbeat(stats)  # live stage counters, every few seconds
 
         result = run_phase1(input_path, input_index, config, out_dir, on_record=on_record)
-        fs.write_json_atomic(OutputLayout(out_dir).phase1_marker(input_index), result)
+        layout = OutputLayout(out_dir)
+        result["outputs"] = describe_outputs(
+            out_dir, [layout.docs(input_index), layout.rejects(input_index, "filter")]
+        )  # what a rerun checks before it trusts this marker (runner/resume.py)
+        fs.write_json_atomic(layout.phase1_marker(input_index), result)
         slog.info("result", docs_kept=result.get("docs_kept"), stats=result.get("stats"))
     return result
 
@@ -55,7 +60,9 @@ def phase3_task(
             removed_sha256=removed_sha256,
         )
         result["generation"] = generation
-        fs.write_json_atomic(OutputLayout(out_dir).phase3_marker(input_index), result)
+        layout = OutputLayout(out_dir)
+        result["outputs"] = describe_outputs(out_dir, [layout.rejects(input_index, "dedup")])
+        fs.write_json_atomic(layout.phase3_marker(input_index), result)
         slog.info("result", files=len(result.get("files", [])), stats=result.get("stats"))
     return result
 
