@@ -35,8 +35,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-def run(config: PipelineConfig, *, overwrite: bool = False) -> RunResult:
+def run(
+    config: PipelineConfig, *, overwrite: bool = False, verify_files: bool = False
+) -> RunResult:
     """Run the pipeline described by ``config`` on Ray; see ``dataproc.runner.driver``."""
     from dataproc.runner.driver import run_pipeline
 
-    return run_pipeline(config, overwrite=overwrite)
+    return run_pipeline(config, overwrite=overwrite, verify_files=verify_files)

@@ -197,7 +197,14 @@ class RunLock:
         except OSError as e:  # the lease then goes stale on its own
             log.warning("could not delete the run lock %s: %s", self.path, e)
 
+    def _forget_listings(self) -> None:
+        """Drop fsspec's cached listings (s3fs, gcsfs): other runs' writes must be seen."""
+        fsys, inner = fs.get_fs(self.lock_dir)
+        with contextlib.suppress(Exception):  # a file system without a cache has nothing to drop
+            fsys.invalidate_cache(inner)
+
     def _leases(self) -> list[Lease]:
+        self._forget_listings()
         leases = []
         for path in fs.listdir(self.lock_dir):
             name = path.rstrip("/").rsplit("/", 1)[-1]
@@ -233,6 +240,7 @@ class RunLock:
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_seconds):
             try:
+                self._forget_listings()
                 if not fs.exists(self.path):
                     self.lost = True
                     log.error("the run lock %s was taken over by another run", self.path)

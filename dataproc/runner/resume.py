@@ -20,6 +20,7 @@ import logging
 import os
 from typing import Any
 
+from dataproc.errors import OutputError
 from dataproc.io import fs
 from dataproc.runner.layout import OutputLayout
 from dataproc.runner.plan import InputFile
@@ -120,6 +121,7 @@ def invalidate_damaged_units(
     sizes = _Sizes(layout.out)
     done = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.listdir(fs.join(layout.work, "done"))}
     invalidated = []
+    removals = _removals_applied(layout)
 
     def check(inp: InputFile, path: str, work_needed: bool) -> bool:
         """True if the unit stays done."""
@@ -129,6 +131,13 @@ def invalidate_damaged_units(
         problems = damaged_files(layout.out, marker, sizes, verify, work_needed)
         if not problems:
             return True
+        if removals and path == layout.phase3_marker(inp.index):
+            raise OutputError(
+                f"{layout.out} had documents taken out by `dataproc remove` ({removals} "
+                f"request(s)), and input {inp.index}'s files no longer match what the run wrote "
+                f"({problems[0]}): redoing them would bring removed documents back. Run into a "
+                "new --output and apply the same removal requests there"
+            )
         more = " ..." if len(problems) > 3 else ""
         log.warning(
             "input %d (%s): %s; redoing that unit",
@@ -144,6 +153,16 @@ def invalidate_damaged_units(
         phase3_done = check(inp, layout.phase3_marker(inp.index), True)
         check(inp, layout.phase1_marker(inp.index), not phase3_done)
     return invalidated
+
+
+def _removals_applied(layout: OutputLayout) -> int:
+    """How many ``dataproc remove`` requests the output's manifest lists."""
+    if not fs.exists(layout.manifest):
+        return 0
+    try:
+        return len(fs.read_json(layout.manifest).get("removals") or [])
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 def sweep_temp_files(layout: OutputLayout) -> list[str]:

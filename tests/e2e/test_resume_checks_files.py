@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from _crawl_fixtures import executions, manifest_core, output_digest
 
-from ._cli import RUN, run_cli, run_ok
+from ._cli import RUN, one_line_error, run_cli, run_ok
 
 pytestmark = pytest.mark.ray
 
@@ -53,3 +53,20 @@ def test_rerun_redoes_exactly_the_units_with_missing_or_corrupt_files(
     redone = {_index(deleted.name), _index(flipped.name)}
     assert executions(out, "tokenize") == {i: 1 + (i in redone) for i in range(3)}
     assert run_cli("verify", "out", cwd=tmp_path).returncode == 0
+
+
+def test_a_rerun_never_brings_back_documents_taken_out_by_remove(
+    tmp_path: Path, warcs: list[Path]
+) -> None:
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "out"
+    run_ok("run", "-i", "in", "-o", "out", *RUN, cwd=tmp_path)
+    part = sorted((out / "tokens").glob("part-*.parquet"))[0]
+    url = pq.read_table(part, columns=["url"]).column("url")[0].as_py()
+    (tmp_path / "urls.txt").write_text(url + "\n")
+    run_ok("remove", "out", "--urls", "urls.txt", cwd=tmp_path)
+    before = output_digest(out)
+    proc = run_cli("run", "-i", "in", "-o", "out", *RUN, cwd=tmp_path)
+    one_line_error(proc, "taken out by `dataproc remove`", "would bring removed documents back")
+    assert output_digest(out) == before

@@ -133,3 +133,45 @@ def test_a_sigkilled_run_is_taken_over_by_the_next_run_on_the_same_host(
     assert again.returncode == 0, again.stderr
     assert not (tmp_path / "out" / "_lock").exists()
     assert os.path.exists(tmp_path / "out" / "manifest.json")
+
+
+@pytest.mark.skipif(os.environ.get("DATAPROC_SKIP_MOTO") == "1", reason="moto disabled")
+def test_the_lock_works_on_an_object_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same protocol on S3 (moto in server mode on 127.0.0.1): no conditional writes."""
+    pytest.importorskip("boto3")
+    moto_server = pytest.importorskip("moto.server")
+    import boto3
+
+    from dataproc.io import fs
+    from dataproc.io.lock import RunLock, RunLockedError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        boto3.client("s3").create_bucket(Bucket="runs")
+        fs.get_fs("s3://runs")[0].clear_instance_cache()
+        lock_dir = "s3://runs/out/_lock"
+        holder = RunLock(lock_dir, "s3://runs/out").acquire()
+        try:
+            with pytest.raises(RunLockedError, match=f"run {holder.lease.run_id}"):
+                RunLock(lock_dir, "s3://runs/out").acquire()
+            assert len(fs.listdir(lock_dir)) == 1  # the refused contender withdrew its lease
+        finally:
+            holder.release()
+        assert fs.listdir(lock_dir) == []
+        stale = {"run_id": "old", "host": "node-7", "pid": 1, "started": 0.0, "heartbeat": 0.0}
+        fs.write_json_atomic(f"{lock_dir}/old.json", stale)
+        taker = RunLock(lock_dir, "s3://runs/out").acquire()
+        assert [p.rsplit("/", 1)[-1] for p in fs.listdir(lock_dir)] == [
+            f"{taker.lease.run_id}.json"
+        ]
+        taker.release()
+    finally:
+        server.stop()
