@@ -130,7 +130,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--overwrite",
         action="store_true",
         help="delete the previous dataproc run in OUTPUT first (only what a run creates: "
-        "tokens/, rejects/, logs/, _work/, manifest.json, stats.json, report.html)",
+        "tokens/, rejects/, logs/, _work/, manifest.json, stats.json, report.html, README.md)",
     )
     run.add_argument(
         "--verify",

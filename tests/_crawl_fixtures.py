@@ -12,11 +12,44 @@ import hashlib
 import html
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from warc_builder import WarcBuilder
 
 from dataproc.logs import read_log
+
+
+@contextlib.contextmanager
+def moto_s3(monkeypatch: Any) -> Iterator[Any]:
+    """A real S3 implementation (moto in server mode on 127.0.0.1) and an S3 client for it.
+
+    The AWS variables point boto3 and s3fs at it for the test (``monkeypatch``); the server
+    stops on exit. Callers skip the test first when moto is unavailable or disabled.
+    """
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        for k, v in {
+            "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            monkeypatch.setenv(k, v)
+        yield boto3.client("s3")
+    finally:
+        server.stop()
+
 
 _TEXTS = Path(__file__).resolve().parent.parent / "dataproc" / "data" / "sample_pages" / "text"
 _SKIP = ("banned-", "spam-", "lorem-", "short-", "list-")

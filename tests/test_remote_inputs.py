@@ -322,25 +322,10 @@ def _tokens(out: Path) -> list[tuple]:
 def test_s3_reads_against_moto_server(monkeypatch):
     """A real S3 implementation (moto in server mode on 127.0.0.1): ranged reads and seeks."""
     pytest.importorskip("boto3")
-    moto_server = pytest.importorskip("moto.server")
-    import socket
+    pytest.importorskip("moto.server")
+    from _crawl_fixtures import moto_s3
 
-    import boto3
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        for k, v in {
-            "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            monkeypatch.setenv(k, v)
-        client = boto3.client("s3")
+    with moto_s3(monkeypatch) as client:
         client.create_bucket(Bucket="commoncrawl")
         client.put_object(Bucket="commoncrawl", Key="x/a.warc.gz", Body=DATA)
         got, _ = _read_all("s3://commoncrawl/x/a.warc.gz")
@@ -352,8 +337,6 @@ def test_s3_reads_against_moto_server(monkeypatch):
             assert f.read() == DATA[-5:]
         with pytest.raises(InputError, match=r"NoSuchKey|404"):
             open_remote("s3://commoncrawl/x/missing.warc.gz", config=FAST)
-    finally:
-        server.stop()
 
 
 def test_submit_builds_the_job_entrypoint_and_runtime_env(tmp_path):

@@ -13,6 +13,7 @@ RUN_ENTRIES = (
     "manifest.json",
     "stats.json",
     "report.html",
+    "README.md",  # the dataset card (dataproc/io/card.py)
 )
 LOCK_DIR = "_lock"
 

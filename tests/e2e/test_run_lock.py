@@ -139,23 +139,14 @@ def test_a_sigkilled_run_is_taken_over_by_the_next_run_on_the_same_host(
 def test_the_lock_works_on_an_object_store(monkeypatch: pytest.MonkeyPatch) -> None:
     """The same protocol on S3 (moto in server mode on 127.0.0.1): no conditional writes."""
     pytest.importorskip("boto3")
-    moto_server = pytest.importorskip("moto.server")
-    import boto3
+    pytest.importorskip("moto.server")
+    from _crawl_fixtures import moto_s3
 
     from dataproc.io import fs
     from dataproc.io.lock import RunLock, RunLockedError
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        boto3.client("s3").create_bucket(Bucket="runs")
+    with moto_s3(monkeypatch) as client:
+        client.create_bucket(Bucket="runs")
         fs.get_fs("s3://runs")[0].clear_instance_cache()
         lock_dir = "s3://runs/out/_lock"
         holder = RunLock(lock_dir, "s3://runs/out").acquire()
@@ -173,5 +164,3 @@ def test_the_lock_works_on_an_object_store(monkeypatch: pytest.MonkeyPatch) -> N
             f"{taker.lease.run_id}.json"
         ]
         taker.release()
-    finally:
-        server.stop()
