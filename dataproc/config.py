@@ -53,7 +53,7 @@ class OutputConfig(StrictModel):
         1024, ge=1, description="Documents per Parquet row group (smaller = finer random access)."
     )
     row_group_bytes: int = Field(
-        64 * 1024 * 1024,
+        32 * 1024 * 1024,
         ge=1024,
         description="A row group also ends once it holds this many bytes of tokens (4 per token, "
         "plus the text when `keep_text`): bounds memory with long documents.",
