@@ -67,6 +67,7 @@ def measure(path: str, config: Any) -> dict[str, Any]:
             reject=lambda *a: None,
         ):
             verdict: Reject | None = None
+            html = doc.html  # the extract stage frees doc.html
             fate: Document | Reject = doc
             for stage in stages:
                 if stage.name == "extract":
@@ -83,7 +84,7 @@ def measure(path: str, config: Any) -> dict[str, Any]:
                     if verdict is not None:
                         # The stage extracts in a child process: time the same call here.
                         t0 = time.process_time()
-                        extract_text(doc.html, config.extract)
+                        extract_text(html, config.extract)
                         saved_extract += time.process_time() - t0
                 else:
                     fate = stage.process(fate)  # type: ignore[arg-type]
