@@ -424,3 +424,26 @@ def test_article_laid_out_in_a_table_keeps_sentence_ends():
     assert not any(
         line.strip().startswith("|") or line.strip().endswith("|") for line in text.splitlines()
     )
+
+
+def test_fallback_when_short_runs_the_comparison_only_below_the_threshold() -> None:
+    import trafilatura
+
+    from dataproc.stages.extract import ExtractConfig, extract_text
+
+    html = (
+        "<html><body><nav>Home About</nav><div><p>"
+        + " ".join(f"Sentence number {i} of a reasonably long article body." for i in range(40))
+        + "</p></div><footer>Contact</footer></body></html>"
+    )
+    always = extract_text(html, ExtractConfig(fallback="always"))
+    # Below any threshold: the full comparison runs, so the result is the default one.
+    assert (
+        extract_text(html, ExtractConfig(fallback="when_short", fallback_min_chars=10**9)) == always
+    )
+    # Threshold 0: the fast pass alone decides.
+    fast = trafilatura.extract(
+        html, favor_precision=True, include_comments=False, include_tables=True, fast=True
+    )
+    got = extract_text(html, ExtractConfig(fallback="when_short", fallback_min_chars=0))
+    assert got == (fast or "")
