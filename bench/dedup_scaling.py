@@ -275,11 +275,15 @@ def run_case(name: str, plan: Plan, workdir: str, args: argparse.Namespace) -> d
     from dataproc.dedup.config import DedupConfig
 
     work = os.path.join(workdir, name)
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
     t0 = time.perf_counter()
-    with mp.get_context("spawn").Pool(args.workers) as pool:
-        rows = pool.starmap(write_file, [(plan, f, work) for f in range(plan.files)])
+    if args.reuse and all(os.path.exists(band_path(work, f)) for f in range(plan.files)):
+        shutil.rmtree(os.path.join(work, "dedup"), ignore_errors=True)
+        rows = [pq.ParquetFile(band_path(work, f)).metadata.num_rows for f in range(plan.files)]
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work)
+        with mp.get_context("spawn").Pool(args.workers) as pool:
+            rows = pool.starmap(write_file, [(plan, f, work) for f in range(plan.files)])
     write_s = time.perf_counter() - t0
     band_bytes = sum(os.path.getsize(band_path(work, f)) for f in range(plan.files))
     print(
@@ -353,6 +357,9 @@ def main() -> int:
     p.add_argument("--no-cases", action="store_true", help="skip the chain/family-only runs")
     p.add_argument("--verbose", action="store_true", help="one line per task")
     p.add_argument("--keep", action="store_true", help="keep the work files")
+    p.add_argument(
+        "--reuse", action="store_true", help="reuse band files left by an earlier --keep run"
+    )
     args = p.parse_args()
 
     import ray

@@ -123,7 +123,15 @@ def compact_band_files(
             rows += table.num_rows
         if writer is not None:
             writer.close()
+    _release_arrow_memory()
     return rows
+
+
+def _release_arrow_memory() -> None:
+    """Hand Arrow's cached buffers back to the OS, so the worker's next task starts small."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def load_removed_docs(path: str) -> NDArray[np.uint64]:
@@ -261,6 +269,7 @@ def find_bucket_edges(
     a, b = a[keep], b[keep]
     stats["edges"] = write_edges(a, b, edges_path)
     write_exact(eb, ea, exact_path)
+    _release_arrow_memory()
     return stats
 
 
