@@ -78,15 +78,39 @@ def _read_range(
     return np.concatenate(first), np.concatenate(second)
 
 
-def read_edges(paths: list[str], lo: int, hi: int) -> tuple[NDArray[np.uint64], NDArray[Any]]:
-    """Distinct directed rows (x, y) with x in ``[lo, hi)``, sorted by (x, y)."""
-    x, y = _read_range(paths, ("x", "y"), lo, hi)
+_DEDUPE_EVERY = 1 << 22
+"""Rows read before duplicates are merged away (a pair found in several bands or bucket
+tasks is stored once per file: without merging, a hub's repeats would all be in memory)."""
+
+
+def _distinct(x: NDArray[np.uint64], y: NDArray[np.uint64]) -> tuple[Any, Any]:
     order = np.lexsort((y, x))
     x, y = x[order], y[order]
     if len(x):
         first = np.concatenate(([True], (x[1:] != x[:-1]) | (y[1:] != y[:-1])))
         x, y = x[first], y[first]
     return x, y
+
+
+def read_edges(paths: list[str], lo: int, hi: int) -> tuple[NDArray[np.uint64], NDArray[Any]]:
+    """Distinct directed rows (x, y) with x in ``[lo, hi)``, sorted by (x, y).
+
+    Files are read one at a time and repeats merged every ``_DEDUPE_EVERY`` rows, so memory is
+    the distinct rows plus a bounded batch, not every repeat of every file at once.
+    """
+    acc_x, acc_y = np.empty(0, np.uint64), np.empty(0, np.uint64)
+    xs: list[NDArray[np.uint64]] = []
+    ys: list[NDArray[np.uint64]] = []
+    pending = 0
+    for path in sorted(paths):
+        x, y = _read_range([path], ("x", "y"), lo, hi)
+        xs.append(x)
+        ys.append(y)
+        pending += len(x)
+        if pending >= _DEDUPE_EVERY:
+            acc_x, acc_y = _distinct(np.concatenate([acc_x, *xs]), np.concatenate([acc_y, *ys]))
+            xs, ys, pending = [], [], 0
+    return _distinct(np.concatenate([acc_x, *xs]), np.concatenate([acc_y, *ys]))
 
 
 def _node_runs(x: NDArray[np.uint64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
