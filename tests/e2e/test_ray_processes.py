@@ -7,11 +7,13 @@ to outlive it for about two minutes).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 from _crawl_fixtures import FaultyFileServer, write_shards
 
@@ -80,12 +82,24 @@ def test_a_sigkilled_driver_leaves_no_ray_process(tmp_path: Path) -> None:
             while not srv.stalled.is_set():  # the run is mid-file
                 assert time.monotonic() < deadline, "the run never read its input"
                 time.sleep(0.2)
+            # Its process tree too: a process that renames itself (ray::...) may overwrite the
+            # environment block where the tag was.
+            tree = {(p.pid, p.create_time()) for p in psutil.Process(driver.pid).children(True)}
         finally:
             driver.kill()
             driver.wait()
         srv.release()
+
+        def left() -> list[str]:
+            alive = [f"{pid}: {cmd}" for pid, cmd in _tagged(tag).items()]
+            for pid, created in tree:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    p = psutil.Process(pid)
+                    if p.create_time() == created and p.status() != psutil.STATUS_ZOMBIE:
+                        alive.append(f"{pid}: {' '.join(p.cmdline())[:80]}")
+            return alive
+
         deadline = time.monotonic() + 20
-        while _tagged(tag) and time.monotonic() < deadline:
+        while left() and time.monotonic() < deadline:
             time.sleep(0.5)
-        left = _tagged(tag)
-    assert not left, left
+    assert not left()
