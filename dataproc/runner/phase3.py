@@ -58,8 +58,16 @@ def _load_removed(path: str, input_index: int, sha256: str) -> dict[int, tuple[i
 def _iter_docs(path: str) -> Iterator[Document]:
     with fs.open_input(path) as f:
         pf = pq.ParquetFile(f)
-        # Small batches: 64 documents of 80k words are ~32 MB of text as Python strings.
-        for batch in pf.iter_batches(batch_size=64):
+        # One row group at a time: iter_batches over the whole file keeps the buffers of every
+        # row group it has read until it ends (494 MB of Arrow memory after 3,000 documents of
+        # 80k words, pyarrow 26); per row group it stays flat. Small batches: 64 documents of
+        # 80k words are ~32 MB of text as Python strings.
+        batches = (
+            batch
+            for group in range(pf.num_row_groups)
+            for batch in pf.iter_batches(batch_size=64, row_groups=[group])
+        )
+        for batch in batches:
             for row in batch.to_pylist():
                 yield Document(
                     id=row["id"],
