@@ -184,7 +184,7 @@ def test_sample_run_does_not_overwrite_and_resumes(
     class Stop(Exception):
         pass
 
-    def fake_run(config: Any, overwrite: bool = False) -> Any:
+    def fake_run(config: Any, overwrite: bool = False, **_: Any) -> Any:
         seen.update(config=config, overwrite=overwrite)
         raise Stop
 
