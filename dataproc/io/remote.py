@@ -10,7 +10,7 @@ GET per connection; when the connection fails it backs off (exponential, full ji
   Last-Modified of the first response), so a file that changed mid-read is detected instead of
   being spliced. A server that ignores Range answers 200: the stream skips the bytes it
   already delivered (correct, only slower).
-- ``s3://`` — ``boto3`` ``GetObject`` with ``Range`` and ``IfMatch`` (``SlowDown``,
+- ``s3://`` — botocore ``GetObject`` with ``Range`` and ``IfMatch`` (``SlowDown``,
   ``ServiceUnavailable``, 5xx are retried). Credentials and endpoint come from the usual AWS
   chain (instance role, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL_S3`` ...).
 - anything else fsspec knows (``gs://`` via gcsfs, ...) — the fsspec file is reopened and
@@ -431,7 +431,7 @@ def classify_error(e: BaseException) -> str | None:
             bexc.IncompleteReadError,
             bexc.ResponseStreamingError,
         )
-    except ImportError:  # boto3 is only needed for s3:// inputs
+    except ImportError:  # botocore is only needed for s3:// inputs
         pass
     try:
         import aiohttp
@@ -586,7 +586,7 @@ class _EmptyBody:
 
 
 # --------------------------------------------------------------------------------------------
-# S3 (boto3)
+# S3 (botocore)
 
 _S3_CLIENTS = threading.local()
 
@@ -599,11 +599,13 @@ def _s3_client(config: RemoteReadConfig) -> Any:
     client = getattr(_S3_CLIENTS, "client", None)
     if client is None or getattr(_S3_CLIENTS, "key", None) != key:
         try:
-            import boto3
+            import botocore.session
             from botocore.config import Config
         except ImportError:
-            raise InputError("s3:// inputs need boto3: pip install 'dataproc[s3]'") from None
-        client = boto3.session.Session().client(
+            raise InputError("s3:// inputs need botocore: pip install s3fs") from None
+        # botocore directly (boto3's client is a thin layer over it): the same credential
+        # chain, profiles and endpoint variables, and the version s3fs's aiobotocore pins.
+        client = botocore.session.get_session().create_client(
             "s3",
             config=Config(
                 # We retry (and resume) ourselves; botocore's own retries would restart reads.
