@@ -362,9 +362,17 @@ def main() -> int:
     )
     args = p.parse_args()
 
+    from dataproc.runner.ray_runtime import ensure_loopback_env
+
+    ensure_loopback_env()  # a local cluster on 127.0.0.1 only, like every dataproc run
     import ray
 
-    ray.init(num_cpus=args.workers, include_dashboard=False, logging_level="ERROR")
+    ray.init(
+        num_cpus=args.workers,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        logging_level="ERROR",
+    )
     results = []
     try:
         if not args.no_cases:
