@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,3 +120,28 @@ class StatsSet:
     @classmethod
     def from_list(cls, items: list[dict[str, Any]]) -> StatsSet:
         return cls([StageStats.from_dict(d) for d in items])
+
+
+# WARC records that are never web pages (a Common Crawl file is 2/3 of them): counted by the
+# reader, but listing them among "documents dropped" would drown the real drop reasons.
+NON_PAGE_RECORDS = ("warcinfo", "request", "metadata", "conversion")
+
+
+def page_stages(stages: Iterable[StageStats]) -> tuple[list[StageStats], int]:
+    """The stages as the summary and the report show them: ``read`` counts web pages only (its
+    request, metadata and warcinfo records are neither documents nor drops); plus how many
+    records were left out."""
+    import dataclasses
+
+    shown, skipped = [], 0
+    for s in stages:
+        if s.name == "read":
+            non_page = sum(s.dropped.get(r, 0) for r in NON_PAGE_RECORDS)
+            skipped += non_page
+            s = dataclasses.replace(
+                s,
+                docs_in=s.docs_in - non_page,
+                dropped=Counter({r: n for r, n in s.dropped.items() if r not in NON_PAGE_RECORDS}),
+            )
+        shown.append(s)
+    return shown, skipped

@@ -36,7 +36,10 @@ def print_summary(result: Any, console: Console | None = None) -> None:
     table.add_column("dropped", justify="right")
     table.add_column("top drop reasons")
     table.add_column("seconds", justify="right")
-    for s in result.stats:
+    from dataproc.stats import page_stages
+
+    stages, non_page = page_stages(result.stats)
+    for s in stages:
         reasons = escape(", ".join(f"{r} {n:,}" for r, n in s.dropped.most_common(3)))
         table.add_row(
             escape(s.name),
@@ -47,6 +50,11 @@ def print_summary(result: Any, console: Console | None = None) -> None:
             f"{s.seconds:,.1f}",
         )
     console.print(table)
+    if non_page:
+        console.print(
+            f"read: {non_page:,} WARC records that are not web pages (request, metadata, "
+            "warcinfo) are not counted as documents"
+        )
     m = result.manifest or {}
     totals = m.get("totals", {})
     out = escape(result.out_dir)

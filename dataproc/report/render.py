@@ -7,15 +7,13 @@ crawl (URLs, drop details, document text) is HTML-escaped.
 
 from __future__ import annotations
 
-import dataclasses
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
 from dataproc.report import plots
 from dataproc.report.data import ReportData
-from dataproc.stats import StageStats
+from dataproc.stats import NON_PAGE_RECORDS, StageStats, page_stages
 
 TOP_N = 20
 
@@ -96,28 +94,6 @@ def _sample_note(label: str, s: Any, what: str = "rows", where: str = "") -> str
     )
     where = f" {where}" if where else ""
     return f'<p class="note">{escape(f"{label}: {s.rows:,} {what} from {files}{where}")}.</p>'
-
-
-# WARC records that are never web pages (a Common Crawl file is 2/3 of them): counted by the
-# reader, but listing them among "documents dropped" would drown the real drop reasons.
-_NON_PAGE_RECORDS = ("warcinfo", "request", "metadata", "conversion")
-
-
-def _page_stages(stages: Sequence[StageStats]) -> tuple[list[StageStats], int]:
-    """The stages as the report shows them: ``read`` counts web pages only (its request,
-    metadata and warcinfo records are neither documents nor drops); plus how many were left out."""
-    shown, skipped = [], 0
-    for s in stages:
-        if s.name == "read":
-            non_page = sum(s.dropped.get(r, 0) for r in _NON_PAGE_RECORDS)
-            skipped += non_page
-            s = dataclasses.replace(
-                s,
-                docs_in=s.docs_in - non_page,
-                dropped=Counter({r: n for r, n in s.dropped.items() if r not in _NON_PAGE_RECORDS}),
-            )
-        shown.append(s)
-    return shown, skipped
 
 
 def _measured_bytes(s: StageStats) -> bool:
@@ -208,7 +184,7 @@ def _overview(d: ReportData) -> str:
 
 
 def _funnel(d: ReportData) -> str:
-    all_stages, non_page = _page_stages(d.stages)
+    all_stages, non_page = page_stages(d.stages)
     stages = [s for s in all_stages if s.name != "minhash"]
     names = [s.name for s in stages]
     docs_svg = plots.funnel(
@@ -257,7 +233,7 @@ def _funnel(d: ReportData) -> str:
     if non_page:
         body += (
             f'<p class="note">read: {non_page:,} WARC records that are not web pages '
-            f"({', '.join(_NON_PAGE_RECORDS)}) are left out of its in and dropped counts.</p>"
+            f"({', '.join(NON_PAGE_RECORDS)}) are left out of its in and dropped counts.</p>"
         )
     return _section("funnel", "Funnel: documents and bytes through the stages", body)
 
@@ -267,7 +243,7 @@ def _drops(d: ReportData) -> str:
     skipped_records = 0
     for s in d.stages:
         for r, n in s.dropped.items():
-            if s.name == "read" and r in _NON_PAGE_RECORDS:
+            if s.name == "read" and r in NON_PAGE_RECORDS:
                 skipped_records += n
             else:
                 reasons.append((f"{s.name}: {r}", n))
@@ -287,7 +263,7 @@ def _drops(d: ReportData) -> str:
     if skipped_records:
         body += (
             f'<p class="note">Not counted above: {skipped_records:,} WARC records that are not '
-            f"web pages ({', '.join(_NON_PAGE_RECORDS)}); the funnel's <code>read</code> row "
+            f"web pages ({', '.join(NON_PAGE_RECORDS)}); the funnel's <code>read</code> row "
             "leaves them out too.</p>"
         )
     return _section("drops", "Why documents were dropped", body)
