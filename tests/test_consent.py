@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from warc_builder import WarcBuilder
 
 from dataproc.consent.robots_index import (
     RobotsIndex,
@@ -20,7 +21,6 @@ from dataproc.consent.signals import header_signals, meta_signals
 from dataproc.document import Document, Reject
 from dataproc.errors import InputError
 from dataproc.stages.consent import ConsentConfig, ConsentFilter
-from tests.warc_builder import WarcBuilder
 
 AGENTS = ["GPTBot", "CCBot", "ClaudeBot", "Google-Extended"]
 
@@ -254,11 +254,11 @@ def test_reasons_name_configured_agents() -> None:
 @pytest.mark.ray
 def test_pipeline_drops_opted_out_pages_and_reuses_its_index(ray_cluster, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
+    from _crawl_fixtures import _html, _page_texts, output_digest
 
     from dataproc.config import build_config
     from dataproc.consent.prepare import robots_index_dir
     from dataproc.runner.driver import run_pipeline
-    from tests._crawl_fixtures import _html, _page_texts, output_digest
 
     robots = _robots_warc(tmp_path)
     texts = _page_texts()
@@ -312,9 +312,10 @@ def test_crawl_finds_robots_files_of_the_selected_segments(tmp_path: Path) -> No
     import argparse
     import gzip
 
+    from _crawl_fixtures import FaultyFileServer
+
     from dataproc.config import build_config
     from dataproc.consent.prepare import apply_consent_args, resolve_index_paths
-    from tests._crawl_fixtures import FaultyFileServer
 
     crawl = "CC-MAIN-2024-22"
     seg_a, seg_b = "1715971057216.39", "1715971058000.11"
@@ -346,7 +347,7 @@ def test_run_with_missing_robots_path_is_a_one_line_error(tmp_path: Path) -> Non
     import subprocess
     import sys
 
-    from tests.warc_builder import WarcBuilder as WB
+    from warc_builder import WarcBuilder as WB
 
     warc = WB().response("https://a.example/", "<html>x</html>").write(tmp_path / "in.warc.gz")
     p = subprocess.run(

@@ -125,12 +125,12 @@ def test_first_set_owns_a_shared_ngram(tmp_path: Path) -> None:
 @pytest.mark.ray
 def test_pipeline_certificate_and_verify(ray_cluster, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
+    from _crawl_fixtures import _html, _page_texts
+    from warc_builder import WarcBuilder
 
     from dataproc.config import build_config
     from dataproc.runner.driver import run_pipeline
     from dataproc.verify import verify_output
-    from tests._crawl_fixtures import _html, _page_texts
-    from tests.warc_builder import WarcBuilder
 
     texts = _page_texts()[:6]
     b = WarcBuilder().warcinfo(is_part_of="CC-MAIN-2024-22")

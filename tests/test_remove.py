@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pyarrow.dataset as pads
 import pytest
+from _output_fixtures import make_output
 
 from dataproc.remove import remove_documents
 from dataproc.training import TokenLoader
 from dataproc.verify import verify_output
-from tests._output_fixtures import make_output
 
 DOCS = [40, 25, 30]  # three inputs; urls https://example.com/{input}/{i}
 
@@ -73,7 +73,7 @@ def test_same_request_twice_changes_nothing(out: Path, tmp_path: Path) -> None:
 
 
 def test_domains_match_subdomains_and_can_empty_a_file(tmp_path: Path) -> None:
-    from tests._output_fixtures import make_docs
+    from _output_fixtures import make_docs
 
     out = tmp_path / "o"
     make_output(str(out), [5, 5])
