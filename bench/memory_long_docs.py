@@ -6,7 +6,7 @@ ordinary, non-repetitive English prose that survives every filter), runs ``datap
 it exactly as a user would (a local Ray cluster, all three phases, the report), and samples
 the resident memory of every process of the run every ``--interval`` seconds: the driver,
 Ray's own processes, the workers (phase-1 and phase-3 tasks run in them) and the extraction
-child. It does the same for a normal crawl file (``--crawl-file``, by default the dev-bench
+child. It does the same for a normal crawl file (``--crawl-file``, e.g. the dev-bench
 shard). Prints one table per run and, with ``--json``, writes the numbers.
 
     /work/venv/bin/python bench/memory_long_docs.py --docs 200 --work-dir /tmp/memlong
@@ -32,8 +32,6 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
-# The dev corpus beside the main checkout (``../shared``); pass --crawl-file from a worktree.
-DEFAULT_CRAWL_FILE = ROOT.parent / "shared" / "corpus" / "bench" / "dev-bench.warc.gz"
 
 # Ordinary English words (stop words included, so the Gopher quality rules pass).
 _WORD_TEXT = (
@@ -210,7 +208,9 @@ def main() -> int:
     ap.add_argument("--docs", type=int, default=10_000, help="long documents in the file")
     ap.add_argument("--words", type=int, default=80_000, help="words per long document")
     ap.add_argument("--work-dir", default="/tmp/dataproc-memory-long-docs")
-    ap.add_argument("--crawl-file", default=str(DEFAULT_CRAWL_FILE), help="'' to skip")
+    ap.add_argument(
+        "--crawl-file", default="", help="a normal crawl file to measure too (e.g. dev-bench)"
+    )
     ap.add_argument("--workers", type=int, default=1, help="--workers of the runs")
     ap.add_argument("--interval", type=float, default=0.05, help="RSS sampling period (s)")
     ap.add_argument("--json", help="write the results here")
