@@ -437,7 +437,7 @@ def _check_certificates(manifest: dict, result: VerifyResult) -> None:
                     "cannot be checked; run verify where the eval files are"
                 )
                 continue
-            digest, _ = _sha256(path)
+            digest = fs.sha256_file(path)
             if digest != s["sha256"]:
                 result.problems.append(
                     f"decontamination set {s['name']!r}: {path} has sha256 {digest[:16]}…, "

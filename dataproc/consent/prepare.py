@@ -38,7 +38,6 @@ def resolve_index_paths(config: Any) -> None:
     if dc.enabled and dc.sets:
         if dc.index is None:
             dc.index = decontam_index_dir(config.output)
-        from dataproc.decontam.index import file_sha256
         from dataproc.errors import InputError
 
         for spec in dc.sets:
@@ -46,7 +45,7 @@ def resolve_index_paths(config: Any) -> None:
                 continue
             if not fs.exists(spec.path):
                 raise InputError(f"decontaminate set {spec.name!r}: no such file {spec.path}")
-            digest = file_sha256(spec.path)
+            digest = fs.sha256_file(spec.path)
             if spec.sha256 is not None and spec.sha256 != digest:
                 raise InputError(
                     f"decontaminate set {spec.name!r}: {spec.path} has sha256 {digest}, "
@@ -81,7 +80,6 @@ def apply_consent_args(args: argparse.Namespace, config: Any) -> None:
 
 
 def _index_is_current(index_dir: str, files: list[str]) -> bool:
-    from dataproc.consent.robots_index import _sha256
 
     meta_path = fs.join(index_dir, "meta.json")
     if not fs.exists(meta_path):
@@ -91,7 +89,7 @@ def _index_is_current(index_dir: str, files: list[str]) -> bool:
         return False
     for name, digest in meta.get("checksums", {}).items():
         path = fs.join(index_dir, name)
-        if not fs.exists(path) or _sha256(path) != digest:
+        if not fs.exists(path) or fs.sha256_file(path) != digest:
             return False  # resume trusts files: a damaged index is rebuilt
     return True
 
@@ -106,7 +104,7 @@ def _prepare_decontam(config: Any) -> None:
     dc = config.decontaminate
     if not dc.enabled or not dc.sets:
         return
-    from dataproc.decontam.index import build_index, file_sha256
+    from dataproc.decontam.index import build_index
 
     meta_path = fs.join(dc.index, "meta.json")
     if fs.exists(meta_path):
@@ -116,9 +114,9 @@ def _prepare_decontam(config: Any) -> None:
         ]
         intact = fs.exists(fs.join(dc.index, "index.npz")) and meta.get(
             "index_sha256"
-        ) == file_sha256(fs.join(dc.index, "index.npz"))
+        ) == fs.sha256_file(fs.join(dc.index, "index.npz"))
         unchanged = all(
-            s.path is None or (fs.exists(s.path) and file_sha256(s.path) == m["sha256"])
+            s.path is None or (fs.exists(s.path) and fs.sha256_file(s.path) == m["sha256"])
             for s, m in zip(dc.sets, meta["sets"], strict=False)
         )
         if same and intact and unchanged:

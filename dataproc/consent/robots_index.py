@@ -231,11 +231,11 @@ def build_robots_index(paths: list[str], agents: list[str], out_dir: str) -> dic
         path = fs.join(out_dir, name)
         with fs.atomic_write(path) as f:
             pq.write_table(table, f, compression="none")
-        checksums[name] = _sha256(path)
+        checksums[name] = fs.sha256_file(path)
     hosts_path = fs.join(out_dir, "hosts.npy")
     with fs.atomic_write(hosts_path) as f:
         np.save(f, all_hosts, allow_pickle=False)
-    checksums["hosts.npy"] = _sha256(hosts_path)
+    checksums["hosts.npy"] = fs.sha256_file(hosts_path)
     meta = {
         "version": INDEX_VERSION,
         "agents": list(agents),
@@ -249,14 +249,6 @@ def build_robots_index(paths: list[str], agents: list[str], out_dir: str) -> dic
     }
     fs.write_json_atomic(fs.join(out_dir, "meta.json"), meta)
     return meta
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with fs.open_input(path) as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,6 @@ gram of their own length; shorter items are counted as ``items_too_short`` and n
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -27,14 +26,6 @@ from dataproc.io import fs
 
 INDEX_VERSION = 1
 _FILTER_SLOTS = 1 << 24
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with fs.open_input(path) as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _field_text(row: dict[str, Any], fields: list[str], source: str) -> str:
@@ -130,7 +121,7 @@ def build_index(config: Any, out_dir: str) -> dict[str, Any]:
             {
                 "name": spec.name,
                 "source": spec.path or f"hf:{spec.hf}" + (f"/{spec.split}" if spec.split else ""),
-                "sha256": file_sha256(spec.path) if spec.path else None,
+                "sha256": fs.sha256_file(spec.path) if spec.path else None,
                 "items": items,
                 "items_indexed": indexed,
                 "items_too_short": too_short,
@@ -156,7 +147,7 @@ def build_index(config: Any, out_dir: str) -> dict[str, Any]:
         "lengths": sorted(lengths),
         "keys": int(all_keys.size),
         "sets": sets_meta,
-        "index_sha256": file_sha256(path),
+        "index_sha256": fs.sha256_file(path),
     }
     fs.write_json_atomic(fs.join(out_dir, "meta.json"), meta)
     return meta

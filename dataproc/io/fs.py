@@ -11,6 +11,7 @@ complete), so a half-written file is never visible under its final name.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import posixpath
@@ -75,6 +76,15 @@ def open_input(path: str, block_size: int = 8 * 1024 * 1024) -> IO[bytes]:
 def read_bytes(path: str) -> bytes:
     with open_input(path) as f:
         return f.read()
+
+
+def sha256_file(path: str, chunk_bytes: int = 8 * 1024 * 1024) -> str:
+    """Hex sha256 of a file's content, streamed (local or remote)."""
+    h = hashlib.sha256()
+    with open_input(path) as f:
+        while chunk := f.read(chunk_bytes):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def read_json(path: str) -> Any:

@@ -15,7 +15,6 @@ there, so any such file is garbage.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from typing import Any
@@ -71,14 +70,6 @@ class _Sizes:
         }
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with fs.open_input(path) as f:
-        while chunk := f.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def damaged_files(
     out_dir: str, marker: dict[str, Any], sizes: _Sizes, verify: bool, work_needed: bool = True
 ) -> list[str]:
@@ -97,7 +88,11 @@ def damaged_files(
             problems.append(f"{rel} is missing")
         elif actual != int(entry["bytes"]):
             problems.append(f"{rel} has {actual} bytes, {entry['bytes']} recorded")
-        elif verify and entry.get("sha256") and _sha256(fs.join(out_dir, rel)) != entry["sha256"]:
+        elif (
+            verify
+            and entry.get("sha256")
+            and fs.sha256_file(fs.join(out_dir, rel), _HASH_CHUNK) != entry["sha256"]
+        ):
             problems.append(f"{rel} has another sha256 than recorded")
     return problems
 
