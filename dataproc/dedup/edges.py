@@ -29,6 +29,7 @@ Outputs (one of each per task, never one per input):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -231,19 +232,50 @@ def find_bucket_edges(
     are ignored (both for ``--dedup-against`` outputs). Returns counters for the summary.
     """
     band, key, doc, sketch, exact_band = _load_sources(sources, lo, hi, num_perm)
+    result = edges_of_rows(band, key, doc, sketch, exact_band, need_for(min_similarity, num_perm))
+    del band, key, doc, sketch
+    result.stats["edges"] = write_edges(result.a, result.b, edges_path)
+    write_exact(result.exact_doc, result.exact_min, exact_path)
+    _release_arrow_memory()
+    return result.stats
+
+
+@dataclass
+class RowEdges:
+    """What one set of band rows yields: verified edges (a, b), exact-group members with their
+    group's smallest doc, and counters."""
+
+    a: NDArray[np.uint64]
+    b: NDArray[np.uint64]
+    exact_doc: NDArray[np.uint64]
+    exact_min: NDArray[np.uint64]
+    stats: dict[str, int]
+
+
+def edges_of_rows(
+    band: NDArray[np.uint8],
+    key: NDArray[np.uint64],
+    doc: NDArray[np.uint64],
+    sketch: NDArray[np.uint8],
+    exact_band: int,
+    need: int,
+) -> RowEdges:
+    """Verified edges of band rows that hold *every* row of each of their (band, key) groups.
+
+    The core of a bucket task, apart from its IO (also used by ``bench/dedup_shuffle.py`` on
+    rows grouped by Ray Data's hash shuffle). ``need``: see ``need_for``.
+    """
     stats = {"band_rows": len(doc), "candidate_rows": 0, "pairs_checked": 0}
     stats.update({"pairs_rejected": 0, "unlinked": 0, "edges": 0})
     cand = _candidates(key)
     band, key, doc, sketch = band[cand], key[cand], doc[cand], sketch[cand]
     del cand
     stats["candidate_rows"] = len(doc)
+    empty = np.empty(0, np.uint64)
+    if len(doc) == 0:
+        return RowEdges(empty, empty, empty, empty, stats)
     order = np.lexsort((doc, key, band))
     band, key, doc = band[order], key[order], doc[order]
-    if len(doc) == 0:
-        empty = np.empty(0, np.uint64)
-        write_edges(empty, empty, edges_path)
-        write_exact(empty, empty, exact_path)
-        return stats
     start = np.concatenate(([True], (band[1:] != band[:-1]) | (key[1:] != key[:-1])))
     group = np.cumsum(start) - 1
     is_exact = band == exact_band
@@ -258,19 +290,14 @@ def find_bucket_edges(
     near = np.flatnonzero(~is_exact)
     near_sketch = sketch[order[near]]  # one gather: sketches are the largest column
     del sketch, band, key, order
-    na, nb, counts = _leader_edges(
-        group[near], doc[near], near_sketch, need_for(min_similarity, num_perm)
-    )
+    na, nb, counts = _leader_edges(group[near], doc[near], near_sketch, need)
     stats.update(counts)
     del near_sketch
     a = np.concatenate((ea, na))
     b = np.concatenate((eb, nb))
     keep = a != b
-    a, b = a[keep], b[keep]
-    stats["edges"] = write_edges(a, b, edges_path)
-    write_exact(eb, ea, exact_path)
-    _release_arrow_memory()
-    return stats
+    stats["edges"] = int(keep.sum())
+    return RowEdges(a[keep], b[keep], eb, ea, stats)
 
 
 def write_edges(a: NDArray[np.uint64], b: NDArray[np.uint64], path: str) -> int:
