@@ -60,9 +60,10 @@ def stage_costs(warc: str, sentences: str | None, work: Path) -> dict[str, Any]:
     from dataproc.config import build_config
     from dataproc.consent.prepare import prepare_run_indexes, resolve_index_paths
     from dataproc.document import Document
+    from dataproc.readers.config import ReaderConfig
+    from dataproc.readers.warc import read_warc
     from dataproc.runner.phase1 import build_filter_stages
     from dataproc.stages.base import run_stage
-    from dataproc.stages.warc_reader import ReaderConfig, read_warc
     from dataproc.stats import StatsSet
 
     read_stats = StatsSet()

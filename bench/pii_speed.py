@@ -32,8 +32,9 @@ def page_texts(warc: str, cache: str | None) -> list[str]:
             texts: list[str] = json.load(f)
         return texts
     from dataproc.eval.extraction import run_extractions
+    from dataproc.readers.config import ReaderConfig
+    from dataproc.readers.warc import read_warc
     from dataproc.stages.extract import ExtractConfig
-    from dataproc.stages.warc_reader import ReaderConfig, read_warc
     from dataproc.stats import StageStats
 
     with open(warc, "rb") as stream:

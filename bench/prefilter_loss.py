@@ -34,10 +34,10 @@ if str(REPO) not in sys.path:
 def measure(path: str, config: Any) -> dict[str, Any]:
     from dataproc.document import Document, Reject
     from dataproc.io import fs
+    from dataproc.readers.warc import read_warc
     from dataproc.runner.phase1 import build_filter_stages
     from dataproc.stages.extract import extract_text
     from dataproc.stages.prefilter import Prefilter
-    from dataproc.stages.warc_reader import read_warc
     from dataproc.stats import StatsSet
 
     off = config.model_copy(deep=True)

@@ -412,9 +412,9 @@ def collect_pages(paths: list[str], overrides: list[str], out_file: str) -> dict
     import pickle
 
     from dataproc.config import build_config
+    from dataproc.readers.warc import read_warc
     from dataproc.stages.base import run_stage
     from dataproc.stages.url_filter import UrlFilter
-    from dataproc.stages.warc_reader import read_warc
     from dataproc.stats import StageStats
 
     config = build_config({}, overrides)

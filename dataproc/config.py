@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError
 from dataproc.configbase import StrictModel
 from dataproc.dedup.config import DedupConfig
 from dataproc.errors import ConfigError
+from dataproc.readers.config import ReaderConfig
 from dataproc.stages.consent import ConsentConfig
 from dataproc.stages.decontaminate import DecontamConfig
 from dataproc.stages.extract import ExtractConfig
@@ -27,7 +28,6 @@ from dataproc.stages.prefilter import PrefilterConfig
 from dataproc.stages.quality import QualityConfig
 from dataproc.stages.tokenize import TokenizerConfig
 from dataproc.stages.url_filter import UrlFilterConfig
-from dataproc.stages.warc_reader import ReaderConfig
 
 
 class OutputConfig(StrictModel):

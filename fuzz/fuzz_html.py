@@ -47,7 +47,7 @@ def _stages() -> list[Any]:
 def check_html(data: bytes) -> None:
     """Run ``data`` through decode → extract → URL filter → quality → PII; raise on a finding."""
     from dataproc.document import Document
-    from dataproc.stages.charset import decode_html_detailed
+    from dataproc.readers.charset import decode_html_detailed
     from dataproc.stages.extract import ExtractConfig, extract_text
     from dataproc.stages.pii import find_pii, scrub
 
@@ -88,7 +88,7 @@ if __name__ == "__main__":
     import atheris
 
     with atheris.instrument_imports(include=["dataproc"]):
-        import dataproc.stages.charset
+        import dataproc.readers.charset
         import dataproc.stages.pii
         import dataproc.stages.quality
         import dataproc.stages.url_filter  # noqa: F401

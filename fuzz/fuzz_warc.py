@@ -25,7 +25,8 @@ class FuzzFinding(Exception):
 
 def check_warc(data: bytes) -> None:
     """Read ``data`` as a WARC file with small caps; raise FuzzFinding on a broken promise."""
-    from dataproc.stages.warc_reader import ReaderConfig, read_warc
+    from dataproc.readers.config import ReaderConfig
+    from dataproc.readers.warc import read_warc
     from dataproc.stats import StageStats
 
     config = ReaderConfig(
@@ -80,5 +81,5 @@ if __name__ == "__main__":
     import atheris
 
     with atheris.instrument_imports(include=["dataproc", "warcio"]):
-        import dataproc.stages.warc_reader  # noqa: F401
+        import dataproc.readers.warc  # noqa: F401
     main()

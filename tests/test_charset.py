@@ -1,4 +1,4 @@
-"""Charset decoding of HTML payloads (dataproc.stages.charset) and Wayback URL unwrapping."""
+"""Charset decoding of HTML payloads (dataproc.readers.charset) and Wayback URL unwrapping."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import time
 
 import pytest
 
-from dataproc.stages.charset import (
+from dataproc.readers.charset import (
     charset_from_content_type,
     decode_html,
     decode_html_detailed,
     meta_charset,
     normalize_charset,
 )
-from dataproc.stages.urls import unwrap_wayback_url
+from dataproc.readers.urls import unwrap_wayback_url
 
 FRENCH = "Le cœur a ses raisons que la raison ne connaît point. Déjà vu, naïve café résumé. "
 RUSSIAN = "Съешь же ещё этих мягких французских булок, да выпей чаю. Широкая электрификация. "

@@ -17,8 +17,9 @@ import pytest
 from warc_builder import WarcBuilder
 
 from dataproc.document import Document, Reject
+from dataproc.readers.config import ReaderConfig
+from dataproc.readers.warc import read_warc
 from dataproc.stages.extract import ExtractConfig, Extractor
-from dataproc.stages.warc_reader import ReaderConfig, read_warc
 from dataproc.stats import StageStats
 
 SENTENCE = "The committee published its annual report on regional water quality today. "

@@ -20,7 +20,9 @@ import pytest
 from warc_builder import WarcBuilder, chunked
 
 from dataproc.document import Document, Reject
-from dataproc.stages.warc_reader import REASONS, ReaderConfig, read_warc
+from dataproc.readers.config import ReaderConfig
+from dataproc.readers.records import REASONS
+from dataproc.readers.warc import read_warc
 from dataproc.stats import StageStats
 
 HTML = (

@@ -15,12 +15,14 @@ from hypothesis import strategies as st
 from warc_builder import WarcBuilder
 
 from dataproc.document import Document, Reject
-from dataproc.stages.charset import decode_html, decode_html_detailed, normalize_charset
+from dataproc.readers.charset import decode_html, decode_html_detailed, normalize_charset
+from dataproc.readers.config import ReaderConfig
+from dataproc.readers.records import REASONS
+from dataproc.readers.warc import read_warc
 from dataproc.stages.langid import LanguageId
 from dataproc.stages.pii import find_pii, scrub
 from dataproc.stages.quality import QualityConfig, quality_stages
 from dataproc.stages.url_filter import UrlFilter
-from dataproc.stages.warc_reader import REASONS, ReaderConfig, read_warc
 from dataproc.stats import StageStats
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

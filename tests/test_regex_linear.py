@@ -14,12 +14,12 @@ from collections.abc import Callable
 import pytest
 
 from dataproc.document import Document
-from dataproc.stages.charset import decode_html_detailed, meta_charset
+from dataproc.readers.charset import decode_html_detailed, meta_charset
+from dataproc.readers.http import dechunk, looks_like_html, parse_http_status
+from dataproc.readers.urls import unwrap_wayback_url
 from dataproc.stages.pii import find_cards, find_emails, find_ibans, find_ips, find_phones, scrub
 from dataproc.stages.quality import QualityConfig, quality_stages
 from dataproc.stages.url_filter import UrlFilter, UrlFilterConfig
-from dataproc.stages.urls import unwrap_wayback_url
-from dataproc.stages.warc_reader import dechunk, looks_like_html, parse_http_status
 
 SMALL = 100_000
 LARGE = 400_000

@@ -16,14 +16,10 @@ from hypothesis import strategies as st
 from warc_builder import WarcBuilder, chunked, gzip_member
 
 from dataproc.document import Document, Reject
-from dataproc.stages.warc_reader import (
-    REASONS,
-    ReaderConfig,
-    dechunk,
-    parse_http_status,
-    parse_warc_date,
-    read_warc,
-)
+from dataproc.readers.config import ReaderConfig
+from dataproc.readers.http import dechunk, parse_http_status
+from dataproc.readers.records import REASONS, parse_warc_date
+from dataproc.readers.warc import read_warc
 from dataproc.stats import StageStats
 
 HTML = "<html><head><title>Hello</title></head><body><p>Some text here.</p></body></html>"

@@ -84,9 +84,10 @@ def _record_id(raw: str) -> str:
 def extract_warc_texts(warc: str, workers: int = 1) -> list[tuple[int, str, str, str]]:
     """``(doc_index, id, url, text)`` of every page of ``warc`` that reaches dedup."""
     from dataproc.eval.extraction import run_extractions
+    from dataproc.readers.config import ReaderConfig
+    from dataproc.readers.warc import read_warc
     from dataproc.stages.extract import ExtractConfig
     from dataproc.stages.pii import scrub
-    from dataproc.stages.warc_reader import ReaderConfig, read_warc
     from dataproc.stats import StageStats
 
     if not os.path.isfile(warc):

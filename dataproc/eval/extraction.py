@@ -66,7 +66,7 @@ def page_scores(predicted: str, gold: str) -> dict[str, float]:
 
 
 def _decode(payload: bytes) -> str:
-    from dataproc.stages.charset import decode_html
+    from dataproc.readers.charset import decode_html
 
     return decode_html(payload, None)[0]
 

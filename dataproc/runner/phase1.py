@@ -222,7 +222,7 @@ def run_phase1(
     see it, with the shard's stats so far (live progress, the offset for error logs).
     """
     from dataproc.dedup.writer import DedupWriter
-    from dataproc.stages.warc_reader import read_warc
+    from dataproc.readers.warc import read_warc
 
     started = time.time()
     layout = OutputLayout(out_dir)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from dataproc.errors import InputError
 from dataproc.io import fs
-from dataproc.stages.warc_format import ARCHIVE_NAME, Sniffed, sniff_stream
+from dataproc.readers.sniff import ARCHIVE_NAME, Sniffed, sniff_stream
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from dataproc.cli import EXIT_ERROR, main
 from dataproc.config import build_config
 from dataproc.document import Document
 from dataproc.errors import InputError
+from dataproc.readers.config import ReaderConfig
+from dataproc.readers.sniff import sniff_bytes
 from dataproc.runner.plan import check_inputs, plan_inputs
-from dataproc.stages.warc_format import sniff_bytes
-from dataproc.stages.warc_reader import ReaderConfig
 from dataproc.stats import StageStats
 
 _PAGES = Path(__file__).resolve().parents[2] / "dataproc" / "data" / "sample_pages" / "text"

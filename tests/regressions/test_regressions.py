@@ -16,7 +16,8 @@ from types import ModuleType
 
 import pytest
 
-from dataproc.stages.warc_reader import ReaderConfig, read_warc
+from dataproc.readers.config import ReaderConfig
+from dataproc.readers.warc import read_warc
 from dataproc.stats import StageStats
 
 HERE = Path(__file__).resolve().parent

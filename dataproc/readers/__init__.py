@@ -1,0 +1,9 @@
+"""Reading input files into Documents, apart from the stages that judge them.
+
+Three layers, bottom up: ``stream`` (the bytes: bounded look-back, one gzip member at a time,
+zstd), ``http`` (a response's status, Content-Type and bounded payload decoding) and
+``records`` (which record becomes a document, and why the others are dropped). ``warc``
+walks a file with warcio and resyncs after damage; ``sniff`` tells what a file is from its
+first bytes; ``charset`` turns an HTML payload into text; ``urls`` unwraps archive-replay
+URLs. ``config`` is the ``reader`` config section.
+"""
