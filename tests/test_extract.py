@@ -226,6 +226,7 @@ def test_timeout_kills_child_and_next_pages_still_extract(marker):
             assert elapsed >= 1.5
         assert _gone(first_pid)  # killed and reaped, not left running in the background
         assert stage.restarts["timeout"] == 1
+        assert stage.counters == {"child_restarts:timeout": 1}  # stats.json, the report
         # A fresh child extracts the following pages.
         for i in range(2):
             doc = stage.process(_doc(ARTICLE_PAGE, i))

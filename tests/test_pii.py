@@ -128,14 +128,15 @@ def test_scrub_replaces_and_counts() -> None:
     assert counts == {"email": 2, "iban": 1, "card": 0, "ip": 1, "phone": 1}
 
 
-def test_stage_metadata_placeholders_and_switches() -> None:
+def test_stage_counts_placeholders_and_switches() -> None:
     doc = Document(id="x", url="u", source="s", text="a@b.com 93.184.216.34 4111111111111111")
     cfg = PiiConfig(ip=False, placeholders={"email": "[E]"})
     stage = PiiScrubber(cfg)
     out = stage.process(doc)
     assert isinstance(out, Document)
     assert out.text == "[E] 93.184.216.34 <CARD_NUMBER>"
-    assert out.metadata["pii"] == {"email": 1, "card": 1, "iban": 0, "phone": 0}
+    assert stage.counters == {"pii_email": 1, "pii_card": 1}  # zeros are not recorded
+    assert out.metadata == {}
     assert PiiScrubber.REASONS == ()
 
 

@@ -487,10 +487,16 @@ def test_c4_removes_lines_and_returns_changed_doc() -> None:
         + "This site uses cookies to improve your experience.\nRead our privacy policy here now.\n"
         + "Citation here[12] and more words.[citation needed]\n"
     )
-    out = C4Filter().process(_doc(noisy))
+    stage = C4Filter()
+    out = stage.process(_doc(noisy))
     assert isinstance(out, Document)
     assert out.text == text + "\nCitation here and more words."
-    assert out.metadata["c4_lines_removed"] == {"few_words": 1, "javascript": 1, "policy": 2}
+    assert stage.counters == {
+        "lines_removed:few_words": 1,
+        "lines_removed:javascript": 1,
+        "lines_removed:policy": 2,
+    }
+    assert out.metadata == {}
 
 
 def test_c4_document_rules() -> None:

@@ -63,6 +63,7 @@ def make_run_dir(out: Path, *, with_tokens: bool = True) -> Path:
             _stage("extract", 920, {"empty": 120}, 40.0),
             _stage("langid", 800, {"language": 300, "low_score": 20}, 2.0),
             _stage("gopher_quality", 480, {"min_words": 60}, 1.0),
+            _stage("c4", 420, {}, 1.0, **{"lines_removed:javascript": 17}),
             _stage("pii", 420, {}, 1.5, pii_email=37, pii_phone=12, pii_ip=3),
             _stage("dedup", 420, {"near_duplicate": 50, "exact_duplicate": 20}, 0.1),
             _stage("tokenize", 350, {}, 2.5, tokens=350 * 800),
@@ -220,6 +221,7 @@ def test_report_html_is_self_contained_and_escaped(run_dir: Path) -> None:
         "lengths",
         "domains",
         "pii",
+        "counters",
         "dedup",
         "throughput",
         "samples",
@@ -228,6 +230,7 @@ def test_report_html_is_self_contained_and_escaped(run_dir: Path) -> None:
     assert "spam.example.com" in html and "domain:spam.example.com" in html
     assert "removed as near duplicate" in html and ">33-64<" in html
     assert "rivers &amp; lakes" in html  # decoded sample text
+    assert "<td>c4</td><td>lines_removed:javascript</td>" in html  # every stage counter
 
 
 def test_report_is_deterministic(run_dir: Path, tmp_path: Path) -> None:

@@ -43,6 +43,33 @@ def test_run_stage_counts_and_rejects(batch_size):
     assert stats.docs_in == stats.docs_out + stats.docs_dropped
 
 
+class CountVowels(Stage):
+    name = "vowels"
+
+    def process(self, doc):
+        self.count("vowels", sum(doc.text.count(v) for v in "aeiou"))
+        return doc
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_count_goes_to_the_stats_of_the_stream_run_stage_runs(batch_size):
+    stage = CountVowels()
+    first, second = StageStats("vowels"), StageStats("vowels")
+    list(run_stage(stage, _docs(["banana", "xyz"]), first, lambda *a: None, batch_size))
+    list(run_stage(stage, _docs(["queue"]), second, lambda *a: None, batch_size))
+    # One stage object serves file after file: each file's stats get that file's counts,
+    # and a zero (no vowel in "xyz") is not recorded.
+    assert first.counters == Counter(vowels=3)
+    assert second.counters == Counter(vowels=4)
+    assert StatsSet([first]).to_list()[0]["counters"] == {"vowels": 3}
+
+
+def test_count_outside_run_stage_goes_to_the_stage_itself():
+    stage = CountVowels()
+    stage.process(_docs(["aaa"])[0])
+    assert stage.counters == Counter(vowels=3)
+
+
 def test_undeclared_reason_is_a_bug():
     class Bad(Stage):
         name = "bad"
@@ -53,6 +80,15 @@ def test_undeclared_reason_is_a_bug():
 
     with pytest.raises(ValueError, match="not one of its REASONS"):
         list(run_stage(Bad(), _docs(["x"]), StageStats("bad"), lambda *a: None))
+
+    class Silent(Stage):  # no REASONS: a promise never to drop
+        name = "silent"
+
+        def process(self, doc):
+            return Reject("anything")
+
+    with pytest.raises(ValueError, match="not one of its REASONS"):
+        list(run_stage(Silent(), _docs(["x"]), StageStats("silent"), lambda *a: None))
 
 
 def test_stats_add_and_roundtrip():

@@ -133,6 +133,7 @@ def _header(d: ReportData) -> str:
             ("lengths", "Lengths"),
             ("domains", "Domains & rules"),
             ("pii", "PII"),
+            ("counters", "Counters"),
             ("dedup", "Dedup"),
             ("throughput", "Throughput"),
             ("samples", "Samples"),
@@ -361,6 +362,13 @@ def _pii(d: ReportData) -> str:
     return _section("pii", "PII replaced, by type", body)
 
 
+def _counters(d: ReportData) -> str:
+    """Every counter a stage reported with ``count()`` (built-in or a user's own step)."""
+    rows = [(s.name, k, f"{int(n):,}") for s in d.stages for k, n in sorted(s.counters.items())]
+    body = _table(["stage", "counter", "value"], rows, [False, False, True])
+    return _section("counters", "What the stages counted", body)
+
+
 def cluster_size_counts(summary: dict[str, Any]) -> list[tuple[str, int]]:
     """The (cluster size or size range, number of clusters) pairs of a dedup summary, by size.
 
@@ -479,6 +487,7 @@ def render_html(d: ReportData) -> str:
         _lengths(d),
         _domains(d),
         _pii(d),
+        _counters(d),
         _dedup(d),
         _throughput(d),
         _samples(d),

@@ -177,22 +177,6 @@ def _check_input_kind(input_path: str, read_stats: StageStats) -> None:
     )
 
 
-def _count_metadata(docs: Iterator[Document], stats: StatsSet) -> Iterator[Document]:
-    """Move per-document annotations (PII counts, decontamination cuts) into stage counters."""
-    for d in docs:
-        if "pii" in stats:
-            pii_stats = stats.get("pii")
-            for kind, n in d.metadata.pop("pii", {}).items():
-                if n:
-                    pii_stats.counters[f"pii_{kind}"] += n
-        cuts = d.metadata.pop("decontaminate", None)
-        if cuts:
-            for name, n in cuts.items():
-                stats.get("decontaminate").counters[f"cut:{name}"] += n
-        d.metadata.pop("http_headers", None)
-        yield d
-
-
 def _observe(
     docs: Iterator[Document], stats: StatsSet, on_record: Callable[[Document, StatsSet], None]
 ) -> Iterator[Document]:
@@ -247,7 +231,6 @@ def run_phase1(
             docs = _observe(docs, stats, on_record)
         for stage in stages:
             docs = run_stage(stage, docs, stats.get(stage.name), rejects)
-        docs = _count_metadata(docs, stats)
 
         writer = _DocsWriter(docs_file)
         languages: Counter[str] = Counter()

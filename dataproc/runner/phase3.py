@@ -155,7 +155,6 @@ def run_phase3(
         batch_size=config.tokenizer.batch_size,
         max_batch_chars=config.tokenizer.max_batch_chars,
     ):
-        stats.get("tokenize").counters["tokens"] += len(d.token_ids)
         writer.write(d)
     files = writer.close()
     # Same config and inputs rewrite the same names; a new dedup generation may need fewer

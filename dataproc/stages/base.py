@@ -3,11 +3,14 @@
 A stage knows nothing of Ray. It is built from its config, loads heavy resources lazily in
 ``setup()`` (called once per worker process), and turns documents into documents or
 ``Reject``s. ``run_stage`` drives it over a stream, counting everything in a ``StageStats``
-and handing every drop to a reject sink, so that nothing leaves without a trace.
+and handing every drop to a reject sink, so that nothing leaves without a trace. What else a
+stage wants reported (PII replaced, lines removed, child restarts) it counts itself with
+``self.count(key, n)``: ``run_stage`` binds that to the stage's ``counters`` in ``stats.json``.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import ClassVar
 
@@ -28,6 +31,28 @@ class Stage:
 
     name: ClassVar[str] = "stage"
     REASONS: ClassVar[tuple[str, ...]] = ()
+    # Where count() adds: the StageStats.counters run_stage bound, else the stage's own.
+    _counters: Counter[str] | None = None
+
+    def count(self, key: str, n: int = 1) -> None:
+        """Add ``n`` to this stage's counter ``key`` (``stats.json`` ``counters``, the report).
+
+        Inside ``run_stage`` it counts into the stats of the file being processed; a stage
+        called directly (tests, notebooks) counts into its own ``counters``. Zeros are not
+        recorded, so a counter shows up only once something happened."""
+        if n:
+            self.counters[key] += n
+
+    @property
+    def counters(self) -> Counter[str]:
+        """The counters ``count()`` adds to (see there)."""
+        if self._counters is None:
+            self._counters = Counter()
+        return self._counters
+
+    def bind_counters(self, counters: Counter[str]) -> None:
+        """Make ``count()`` add to ``counters`` (``run_stage`` binds its ``StageStats``)."""
+        self._counters = counters
 
     def setup(self) -> None:
         """Load models or other heavy resources. Called once before the first document."""
@@ -58,7 +83,11 @@ def run_stage(
 
     With ``batch_size > 1`` documents go to ``process_batch`` in batches that end at
     ``batch_size`` documents or, if given, once they hold ``max_batch_chars`` characters of
-    text (bounds memory by bytes, not by a count of documents of any length)."""
+    text (bounds memory by bytes, not by a count of documents of any length). The stage's
+    ``count()`` adds to ``stats.counters`` while this runs."""
+    # Bound when the stream starts (a generator runs nothing before the first document): a
+    # stage reused for the next file counts into that file's stats from then on.
+    stage.bind_counters(stats.counters)
     if batch_size <= 1:
         for doc in docs:
             stats.docs_in += 1
@@ -107,7 +136,8 @@ def _run_batch(
 
 
 def _check_reason(stage: Stage, result: Reject) -> None:
-    if stage.REASONS and result.reason not in stage.REASONS:
+    # Also for a stage that declares none: it has promised never to drop.
+    if result.reason not in stage.REASONS:
         raise ValueError(
             f"stage {stage.name!r} dropped a document for {result.reason!r}, "
             f"which is not one of its REASONS {stage.REASONS}"

@@ -129,8 +129,7 @@ class Decontaminator(Stage):
                 f"contamination:{first_set}",
                 f"{len(hits)} shared n-grams; {len(text.strip())} chars left after the cut",
             )
-        cut = doc.metadata.setdefault("decontaminate", {})
-        cut[first_set] = cut.get(first_set, 0) + 1
+        self.count(f"cut:{first_set}")
         doc.text = text
         return doc
 

@@ -210,7 +210,10 @@ def check_extractor_available(config: ExtractConfig) -> None:
 
 
 class Extractor(Stage):
-    """Turn ``doc.html`` into ``doc.text`` (and free the HTML).
+    """Turn ``doc.html`` into ``doc.text`` (and free the HTML and the HTTP headers).
+
+    Replacements of the extraction child are counted by cause (``child_restarts:timeout``,
+    ``:crashed``, ``:max_calls``, ``:rss``) against the file whose page caused them.
 
     ``work_fn`` replaces the extraction function run in the child (tests use it to simulate
     pages that hang); it must be picklable. By default it is ``extract_text`` with ``config``.
@@ -223,6 +226,7 @@ class Extractor(Stage):
         self.config = config or ExtractConfig()
         self._work_fn: WorkFn = work_fn or functools.partial(extract_text, config=self.config)
         self._sandbox: Sandbox | None = None
+        self._restarts_counted: dict[str, int] = {}
 
     def setup(self) -> None:
         check_extractor_available(self.config)
@@ -267,11 +271,20 @@ class Extractor(Stage):
         html_mib = len(html) / (1 << 20)  # characters, not bytes: close enough, and free
         limit = self.config.timeout_seconds + self.config.timeout_seconds_per_mib * html_mib
         result = sandbox.call(html, timeout_seconds=limit)
+        self._count_restarts(sandbox)
         if result.status == "ok":
             return result.value
         if result.status == "timeout":
             return Reject("timeout", result.value)
         return Reject("extraction_error", result.value)
+
+    def _count_restarts(self, sandbox: Sandbox) -> None:
+        # The sandbox counts for its lifetime (across files): count what is new since.
+        for cause, total in sandbox.restarts.items():
+            seen = self._restarts_counted.get(cause, 0)
+            if total != seen:
+                self.count(f"child_restarts:{cause}", total - seen)
+                self._restarts_counted[cause] = total
 
     def process(self, doc: Document) -> Document | Reject:
         if not doc.html.strip():
@@ -288,7 +301,10 @@ class Extractor(Stage):
         if len(text) < self.config.min_chars:
             return Reject("too_short", f"{len(text)} < {self.config.min_chars} chars")
         doc.text = text
-        doc.html = ""  # the HTML is the biggest thing a document carries; drop it now
+        # The HTML is the biggest thing a document carries; the reader's HTTP headers (for
+        # the consent step) are of no use to text steps either: drop both now.
+        doc.html = ""
+        doc.metadata.pop("http_headers", None)
         return doc
 
     def text_bytes(self, doc: Document) -> int:

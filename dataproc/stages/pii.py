@@ -41,8 +41,8 @@ look-behind, so a match can only start at the beginning of a run) and a validato
   scrubbed as a card or phone number (nor is an IBAN while ``iban`` scrubbing is off).
 
 Detection runs on the original text; overlaps are resolved by priority (email, iban, card, ip,
-phone) then position. The stage never drops a document; counts per kind go to
-``doc.metadata["pii"]`` (the runner adds them to the stage counters as ``pii_<kind>``).
+phone) then position. The stage never drops a document; it counts what it replaced per kind
+as ``pii_<kind>`` (``stats.json`` counters of ``pii``).
 """
 
 from __future__ import annotations
@@ -741,7 +741,7 @@ def scrub(
 
 
 class PiiScrubber(Stage):
-    """Replace PII with typed placeholders; never drops. Counts go to ``doc.metadata["pii"]``."""
+    """Replace PII with typed placeholders; never drops. Counts ``pii_<kind>`` per replacement."""
 
     name: ClassVar[str] = "pii"
     REASONS: ClassVar[tuple[str, ...]] = ()
@@ -754,5 +754,6 @@ class PiiScrubber(Stage):
         if not self._kinds or not doc.text:
             return doc
         doc.text, counts = scrub(doc.text, self._kinds, self.config.placeholders)
-        doc.metadata["pii"] = counts
+        for kind, n in counts.items():
+            self.count(f"pii_{kind}", n)
         return doc

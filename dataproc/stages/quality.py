@@ -574,7 +574,8 @@ class C4Filter(Stage):
     punctuation (off in FineWeb), with fewer than ``min_words_per_line`` words, mentioning
     "javascript", or with cookie/terms boilerplate. Document rules: "lorem ipsum" or "{" in a
     kept line, or fewer than ``min_sentences`` sentences left. Kept lines are stripped and
-    joined with "\\n" (as in C4 and FineWeb).
+    joined with "\\n" (as in C4 and FineWeb). Removed lines are counted per rule
+    (``lines_removed:<rule>``) in the documents it keeps.
     """
 
     name: ClassVar[str] = "c4"
@@ -626,8 +627,8 @@ class C4Filter(Stage):
         if sentences < cfg.min_sentences:
             return Reject("c4_too_few_sentences", f"{sentences} < {cfg.min_sentences}")
         doc.text = "\n".join(kept).strip()
-        if removed:
-            doc.metadata["c4_lines_removed"] = dict(removed)
+        for rule, n in removed.items():
+            self.count(f"lines_removed:{rule}", n)
         return doc
 
 

@@ -307,6 +307,7 @@ class Tokenizer(Stage):
             arr[-1] = eot
             docs[i].token_ids = arr
             out[i] = docs[i]
+            self.count("tokens", arr.size)
 
         # encode_ordinary: special-token text in the data is plain text, never a control token.
         if self.config.num_threads == 1:
