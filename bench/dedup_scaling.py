@@ -300,28 +300,28 @@ def run_case(name: str, plan: Plan, workdir: str, args: argparse.Namespace) -> d
     import pyarrow.parquet as pq
     import ray
 
-    from dataproc.dedup.buckets import band_path
     from dataproc.dedup.clusters import BandSource, run_phase2
     from dataproc.dedup.config import DedupConfig
+    from dataproc.io.layout import band_file
 
     work = os.path.join(workdir, name)
     t0 = time.perf_counter()
-    if args.reuse and all(os.path.exists(band_path(work, f)) for f in range(plan.files)):
+    if args.reuse and all(os.path.exists(band_file(work, f)) for f in range(plan.files)):
         shutil.rmtree(os.path.join(work, "dedup"), ignore_errors=True)
-        rows = [pq.ParquetFile(band_path(work, f)).metadata.num_rows for f in range(plan.files)]
+        rows = [pq.ParquetFile(band_file(work, f)).metadata.num_rows for f in range(plan.files)]
     else:
         shutil.rmtree(work, ignore_errors=True)
         os.makedirs(work)
         with mp.get_context("spawn").Pool(args.workers) as pool:
             rows = pool.starmap(write_file, [(plan, f, work) for f in range(plan.files)])
     write_s = time.perf_counter() - t0
-    band_bytes = sum(os.path.getsize(band_path(work, f)) for f in range(plan.files))
+    band_bytes = sum(os.path.getsize(band_file(work, f)) for f in range(plan.files))
     print(
         f"[{name}] {plan.docs:,} docs in {plan.files} files written in {write_s:.0f} s "
         f"({band_bytes / plan.docs:.0f} B/doc on disk); load {os.getloadavg()}",
         flush=True,
     )
-    sources = [BandSource(band_path(work, f), f, f, rows[f]) for f in range(plan.files)]
+    sources = [BandSource(band_file(work, f), f, f, rows[f]) for f in range(plan.files)]
     cfg = DedupConfig(task_memory=args.task_memory)
     log: list[dict[str, Any]] = []
     freed = [0]
@@ -335,7 +335,7 @@ def run_case(name: str, plan: Plan, workdir: str, args: argparse.Namespace) -> d
             return
         size = cfg.compact_inputs
         for f in range(int(unit) * size, min(plan.files, (int(unit) + 1) * size)):
-            path = band_path(work, f)
+            path = band_file(work, f)
             freed[0] += os.path.getsize(path)
             os.remove(path)
 

@@ -176,7 +176,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from dataproc.config import build_config
-    from dataproc.runner.layout import OutputLayout
+    from dataproc.io.layout import OutputLayout
     from dataproc.runner.phase1 import close_cached_stages, run_phase1
 
     work = Path(args.work_dir)

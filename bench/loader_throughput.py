@@ -145,11 +145,11 @@ def generate_many(out: str, files: int, seed: int) -> dict:
 
     from dataproc.config import OutputConfig
     from dataproc.document import Document
+    from dataproc.io.layout import token_file
     from dataproc.io.token_writer import (
         TokenFileInfo,
         build_table,
         parquet_write_options,
-        part_name,
         token_schema,
     )
 
@@ -170,7 +170,7 @@ def generate_many(out: str, files: int, seed: int) -> dict:
         buf = io.BytesIO()
         pq.write_table(build_table(docs, arrays, schema), buf, row_group_size=8, **opts)
         data = buf.getvalue()
-        rel = part_name(i, 0)
+        rel = token_file(i, 0)
         with open(os.path.join(out, rel), "wb") as f:
             f.write(data)
         tokens = int(lengths.sum())

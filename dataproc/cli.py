@@ -10,8 +10,8 @@ import logging
 import sys
 from typing import Any
 
-from dataproc import __version__
 from dataproc.errors import DataprocError
+from dataproc.version import __version__
 
 # Exit codes (docs/api.md): usage errors share argparse's 2; errors in what the command was
 # asked to do (config, inputs, output) are 1; a run that finished with failed units is 3.
@@ -190,18 +190,17 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 def _done_inputs(config: Any) -> set[int]:
     """Input indexes an earlier run into the same output finished with the same config."""
     from dataproc.io import fs
-    from dataproc.runner.layout import OutputLayout
+    from dataproc.io.layout import OutputLayout, marker_unit
 
     if not config.output:
         return set()
-    layout = OutputLayout(config.output)
     done = set()
-    for p in fs.listdir(fs.join(layout.work, "done")):
-        name = p.rsplit("/", 1)[-1]
-        if name.endswith("-phase3.json"):
+    for p in fs.listdir(OutputLayout(config.output).done_dir):
+        index, phase = marker_unit(p)
+        if index is not None and phase == "phase3":
             try:
                 if fs.read_json(p).get("fingerprint") == config.fingerprint():
-                    done.add(int(name.split("-", 1)[0]))
+                    done.add(index)
             except (OSError, ValueError):
                 continue
     return done

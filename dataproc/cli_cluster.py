@@ -76,7 +76,7 @@ def apply_crawl_args(args: argparse.Namespace, config: Any) -> None:
                 "--shards needs --crawl (e.g. --crawl CC-MAIN-2024-22 --shards 0:1000)"
             )
         return
-    from dataproc.runner.crawl import resolve_crawl
+    from dataproc.io.crawl import resolve_crawl
 
     urls = resolve_crawl(crawl, shards, getattr(args, "crawl_base_url", None))
     config.inputs = urls + list(getattr(args, "inputs", None) or [])
@@ -197,7 +197,7 @@ def follow_job(client: Any, job_id: str, poll_seconds: float = 2.0) -> int:
 
 def cmd_crawl(args: argparse.Namespace) -> int:
     """Print the WARC URLs ``--crawl ID --shards A:B`` resolves to (one per line)."""
-    from dataproc.runner.crawl import resolve_crawl
+    from dataproc.io.crawl import resolve_crawl
 
     urls = resolve_crawl(args.crawl_id, args.shards, args.crawl_base_url)
     for u in urls:

@@ -10,6 +10,7 @@ EXIT_OK = 0
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
+    from dataproc.io.layout import tombstone_file
     from dataproc.remove import remove_documents
 
     given = [
@@ -29,7 +30,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
         f"emptied {len(r.files_emptied)}"
     )
     if not r.dry_run:
-        print(f"tombstones: {args.out}/removals/{r.request_sha256[:16]}.parquet")
+        print(f"tombstones: {args.out}/{tombstone_file(r.request_sha256)}")
     return EXIT_OK
 
 

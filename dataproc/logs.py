@@ -24,13 +24,9 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from dataproc.io import fs
+from dataproc.io.layout import OutputLayout
 
 LOGGER_NAME = "dataproc"
-
-
-def log_path(out_dir: str, input_index: int) -> str:
-    """Where the log of input file ``input_index`` lives."""
-    return fs.join(out_dir, "logs", f"{input_index:06d}.log")
 
 
 def _ray_task_id() -> str | None:
@@ -75,7 +71,7 @@ class ShardLog:
     """
 
     def __init__(self, out_dir: str, input_index: int, input_path: str, phase: str) -> None:
-        self.path = log_path(out_dir, input_index)
+        self.path = OutputLayout(out_dir).log(input_index)
         self.offset: int | None = None
         self._remote = fs.is_remote(self.path)
         self._buffer: list[str] = []
@@ -189,4 +185,4 @@ def read_log(path: str) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["ShardLog", "log_path", "read_log", "shard_log"]
+__all__ = ["ShardLog", "read_log", "shard_log"]

@@ -33,10 +33,10 @@ from urllib.parse import urlsplit
 
 from dataproc.errors import InputError, OutputError
 from dataproc.io import fs
+from dataproc.io.layout import OutputLayout, tombstone_file
 from dataproc.io.manifest import read_manifest, write_manifest
 
 Kind = Literal["urls", "domains", "ids"]
-REMOVE_DIR = ("_work", "remove")
 COMMIT = "COMMIT"
 
 
@@ -94,13 +94,9 @@ def _matcher(kind: Kind, entries: list[str]) -> Any:
     return by_domain
 
 
-def _stage_dir(out_dir: str, digest: str) -> str:
-    return fs.join(out_dir, *REMOVE_DIR, digest[:16])
-
-
 def pending_commits(out_dir: str) -> list[str]:
     """Staging folders of committed but unfinished removals (for ``verify``)."""
-    root = fs.join(out_dir, *REMOVE_DIR)
+    root = OutputLayout(out_dir).remove_dir
     return [d for d in fs.listdir(root) if fs.exists(fs.join(d, COMMIT))]
 
 
@@ -114,15 +110,14 @@ def _roll_forward(out_dir: str, stage: str) -> None:
             fs.remove(staged)
     for rel in plan["emptied"]:
         fs.remove(fs.join(out_dir, rel))
+    out, mirror = OutputLayout(out_dir), OutputLayout(stage)  # the stage mirrors OUT
     tomb = plan["tombstones"]
     if fs.exists(fs.join(stage, tomb)):
-        fs.makedirs(fs.join(out_dir, "removals"))
+        fs.makedirs(out.removals_dir)
         fs.write_bytes_atomic(fs.join(out_dir, tomb), fs.read_bytes(fs.join(stage, tomb)))
-    if fs.exists(fs.join(stage, "stats.json")):
-        fs.write_bytes_atomic(
-            fs.join(out_dir, "stats.json"), fs.read_bytes(fs.join(stage, "stats.json"))
-        )
-    write_manifest(out_dir, fs.read_json(fs.join(stage, "manifest.json")))
+    if fs.exists(mirror.stats):
+        fs.write_bytes_atomic(out.stats, fs.read_bytes(mirror.stats))
+    write_manifest(out_dir, fs.read_json(mirror.manifest))
     fs.remove(stage, recursive=True)
 
 
@@ -147,7 +142,7 @@ def remove_documents(
         result.already_applied = True
         return result
     match = _matcher(kind, entries)
-    stage = _stage_dir(out_dir, digest)
+    stage = OutputLayout(out_dir).remove_stage(digest)
     if not dry_run:
         fs.remove(stage, recursive=True)  # a staging folder of an uncommitted, crashed attempt
     write_cfg = OutputConfig(**(manifest.get("config", {}).get("write") or {}))
@@ -194,20 +189,21 @@ def remove_documents(
     if dry_run:
         return result
     # Even a request that matched nothing is recorded, so that repeating it is a no-op.
-    tomb_rel = f"removals/{digest[:16]}.parquet"
+    tomb_rel = tombstone_file(digest)
     tomb = pa.table(
         {k: pa.array(v, pa.string()) for k, v in tomb_rows.items()},
     )
-    fs.makedirs(fs.join(stage, "removals"))
+    mirror = OutputLayout(stage)  # the stage mirrors OUT
+    fs.makedirs(mirror.removals_dir)
     with fs.atomic_write(fs.join(stage, tomb_rel)) as f:
         pq.write_table(tomb, f, compression="zstd")
     new_manifest = _updated_manifest(manifest, new_entries, result, tomb_rel, stage)
-    fs.write_json_atomic(fs.join(stage, "manifest.json"), new_manifest)
-    stats_path = fs.join(out_dir, "stats.json")
+    fs.write_json_atomic(mirror.manifest, new_manifest)
+    stats_path = OutputLayout(out_dir).stats
     if fs.exists(stats_path):
         stats = fs.read_json(stats_path)
         stats["removals"] = new_manifest["removals"]
-        fs.write_json_atomic(fs.join(stage, "stats.json"), stats)
+        fs.write_json_atomic(mirror.stats, stats)
     fs.write_json_atomic(
         fs.join(stage, COMMIT),
         {

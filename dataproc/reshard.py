@@ -27,10 +27,10 @@ import numpy as np
 
 from dataproc.errors import OutputError
 from dataproc.io import fs
+from dataproc.io.layout import OutputLayout, reshard_spill_file, token_file
 from dataproc.io.manifest import build_manifest, read_manifest, write_manifest
-from dataproc.io.token_writer import ParquetFileSink, TokenFileInfo, part_name, token_schema
+from dataproc.io.token_writer import ParquetFileSink, TokenFileInfo, token_schema
 
-SPILL_DIR = "_reshard"
 _SEED_TAG_ASSIGN = 0xA551
 _SEED_TAG_PERM = 0x9E53
 
@@ -80,7 +80,7 @@ def _spill_input(
                 for k in np.unique(target):
                     rows = table.take(pa.array(np.flatnonzero(target == k)))
                     if int(k) not in writers:
-                        rel_spill = f"{SPILL_DIR}/{int(k):06d}/{index:06d}.parquet"
+                        rel_spill = reshard_spill_file(int(k), index)
                         writers[int(k)] = ParquetFileSink(dst, rel_spill, pf.schema_arrow, config)
                     writers[int(k)].write_table(rows, 0)
     finally:
@@ -96,7 +96,7 @@ def _write_output(
     import pyarrow.parquet as pq
 
     parts = []
-    for path in fs.listdir(fs.join(dst, SPILL_DIR, f"{k:06d}")):
+    for path in fs.listdir(OutputLayout(dst).reshard_spill_dir(k)):
         with fs.open_input(path) as handle:
             parts.append(pq.ParquetFile(handle).read())
     if not parts:
@@ -109,7 +109,7 @@ def _write_output(
         config.keep_text, str(tokenizer["name"]), int(tokenizer["eot_id"]), legacy=legacy
     )
     table = table.select(schema.names).cast(schema)
-    sink = ParquetFileSink(dst, part_name(k, 0), schema, config)
+    sink = ParquetFileSink(dst, token_file(k, 0), schema, config)
     step = config.row_group_rows
     num_tokens = table.column("num_tokens").to_numpy()
     for s in range(0, table.num_rows, step):
@@ -127,7 +127,8 @@ def reshard(src: str, dst: str, *, num_files: int, seed: int = 0, use_ray: bool 
         raise OutputError(f"--files {num_files}: must be >= 1")
     if fs.join(src, "") == fs.join(dst, ""):
         raise OutputError("reshard output must be a different folder than its source")
-    if fs.exists(fs.join(dst, "manifest.json")) or fs.listdir(fs.join(dst, "tokens")):
+    out = OutputLayout(dst)
+    if fs.exists(out.manifest) or fs.listdir(out.tokens_dir):
         raise OutputError(f"{dst}: already holds an output; choose an empty folder")
     manifest = read_manifest(src)
     config = _output_config(manifest)
@@ -150,7 +151,7 @@ def reshard(src: str, dst: str, *, num_files: int, seed: int = 0, use_ray: bool 
         for i, (e, a) in enumerate(zip(entries, assignment, strict=True)):
             _spill_input(src, dst, i, e["path"], a, config)
         infos = [_write_output(dst, k, config, tokenizer, seed) for k in range(num_files)]
-    fs.remove(fs.join(dst, SPILL_DIR), recursive=True)
+    fs.remove(OutputLayout(dst).reshard_dir, recursive=True)
     finished = time.time()
     new = build_manifest(
         pipeline=manifest.get("pipeline", ""),

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dataproc.io.layout import OutputLayout
+
 # Off a terminal (CI, `ray job logs`, a file) nothing should be cut or wrapped at rich's default
 # 80 columns: tables take the width they need, long paths stay on one line.
 PIPE_WIDTH = 10_000
@@ -57,7 +59,6 @@ def print_summary(result: Any, console: Console | None = None) -> None:
         )
     m = result.manifest or {}
     totals = m.get("totals", {})
-    out = escape(result.out_dir)
     console.print(
         f"[bold]{totals.get('rows', 0):,}[/] documents, [bold]{totals.get('tokens', 0):,}[/] tokens "
         f"({escape(str(m.get('tokenizer', {}).get('name', '?')))}) in {totals.get('files', 0)} Parquet file(s), "
@@ -78,15 +79,14 @@ def print_summary(result: Any, console: Console | None = None) -> None:
         names = {"phase1": "filtered files", "phase2": "dedup", "phase3": "tokenized files"}
         parts = [f"{names.get(k, k)} {v}" for k, v in reused.items()]
         console.print("reused from an earlier run (not redone): " + escape(", ".join(parts)))
-    console.print(f"output:   {os.path.join(out, 'tokens')}/")
+    layout = OutputLayout(result.out_dir)
+    console.print(f"output:   {escape(layout.tokens_dir)}/")
+    console.print(f"manifest: {escape(layout.manifest)}   stats: {escape(layout.stats)}")
     console.print(
-        f"manifest: {os.path.join(out, 'manifest.json')}   stats: {os.path.join(out, 'stats.json')}"
+        f"rejects:  {escape(layout.rejects_dir)}/ (every dropped document with its reason)"
     )
-    console.print(
-        f"rejects:  {os.path.join(out, 'rejects')}/ (every dropped document with its reason)"
-    )
-    if os.path.exists(os.path.join(result.out_dir, "report.html")):
-        console.print(f"report:   {os.path.join(out, 'report.html')}")
+    if os.path.exists(layout.report):
+        console.print(f"report:   {escape(layout.report)}")
     if result.failures:
         console.print(
             f"[bold red]{len(result.failures)} unit(s) failed[/]; rerun the same command to retry them:"

@@ -21,6 +21,7 @@ import numpy as np
 
 from dataproc.errors import DataprocError
 from dataproc.io import fs
+from dataproc.io.layout import TOKENS_DIR, OutputLayout
 from dataproc.io.manifest import MANIFEST_VERSION, read_manifest
 from dataproc.io.token_writer import (
     ADDED_FIELDS,
@@ -274,8 +275,8 @@ def _check_listing(out_dir: str, manifest: dict, result: VerifyResult) -> list[d
     """Report unlisted and missing files; return the manifest entries that exist."""
     listed = {f["path"]: f for f in manifest["files"]}
     on_disk = {
-        "tokens/" + p.rstrip("/").rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
-        for p in fs.listdir(fs.join(out_dir, "tokens"))
+        f"{TOKENS_DIR}/" + p.rstrip("/").rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+        for p in fs.listdir(OutputLayout(out_dir).tokens_dir)
     }
     for extra in sorted(on_disk - set(listed)):
         result.problems.append(

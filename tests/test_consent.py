@@ -257,7 +257,7 @@ def test_pipeline_drops_opted_out_pages_and_reuses_its_index(ray_cluster, tmp_pa
     from _crawl_fixtures import _html, _page_texts, output_digest
 
     from dataproc.config import build_config
-    from dataproc.consent.prepare import robots_index_dir
+    from dataproc.io.layout import OutputLayout
     from dataproc.runner.driver import run_pipeline
 
     robots = _robots_warc(tmp_path)
@@ -287,7 +287,7 @@ def test_pipeline_drops_opted_out_pages_and_reuses_its_index(ray_cluster, tmp_pa
             "consent": {
                 "agents": AGENTS,
                 "robots": [str(robots)],
-                "robots_index": robots_index_dir(str(out)),
+                "robots_index": OutputLayout(str(out)).robots_index_dir,
             },
             "execution": {"progress": "none"},
         }

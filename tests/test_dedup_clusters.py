@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dataproc.dedup.clusters as clusters_mod
-from dataproc.dedup.buckets import BAND_ROW_GROUP, BandKeyWriter, band_path, read_key_range
+from dataproc.dedup.buckets import BAND_ROW_GROUP, BandKeyWriter, read_key_range
 from dataproc.dedup.clusters import BandSource, ClusterSummary, plan_buckets, run_phase2
 from dataproc.dedup.components import _components, finish_range, size_range
 from dataproc.dedup.config import DedupConfig
@@ -23,6 +23,7 @@ from dataproc.dedup.edges import write_edges
 from dataproc.dedup.minhash import MinHasher
 from dataproc.dedup.writer import DedupWriter
 from dataproc.errors import DedupError
+from dataproc.io.layout import band_file
 
 # Two bands of one row each: tests choose band keys by hand; no verification.
 SMALL = DedupConfig(num_perm=2, bands=2, rows=1, num_buckets=3, min_similarity=0)
@@ -47,7 +48,7 @@ def _write(
 
 
 def _sources(work: Path, inputs: list[int], rows: int = 10) -> list[BandSource]:
-    return [BandSource(band_path(str(work), i), i, i, rows) for i in inputs]
+    return [BandSource(band_file(str(work), i), i, i, rows) for i in inputs]
 
 
 def _phase2(work: Path, inputs: list[int], cfg: DedupConfig = SMALL) -> ClusterSummary:
@@ -132,7 +133,7 @@ def test_one_band_file_per_input_sorted_by_key_with_row_group_stats(tmp_path: Pa
     assert t.num_rows == 5 * 3  # 2 bands + the exact key per document
     # A key range reads only its rows.
     _band, key, _doc, sketch, exact_band = read_key_range(
-        band_path(str(tmp_path), 0), 300, 402, num_perm=2
+        band_file(str(tmp_path), 0), 300, 402, num_perm=2
     )
     assert sorted(key.tolist()) == [300, 301, 400, 401]
     assert exact_band == 2 and sketch.shape == (4, 2)
@@ -145,7 +146,7 @@ def test_a_bucket_reads_only_overlapping_row_groups(tmp_path: Path) -> None:
     keys = np.arange(n, dtype=np.uint64).reshape(n, 1) << np.uint64(40)
     w.add_batch(np.arange(n, dtype=np.uint64), keys, None, np.zeros((n, 1), np.uint64))
     w.close()
-    pf = pq.ParquetFile(band_path(str(tmp_path), 0))
+    pf = pq.ParquetFile(band_file(str(tmp_path), 0))
     assert pf.num_row_groups == 4
     from dataproc.dedup.buckets import select_row_groups
 
@@ -199,7 +200,7 @@ def test_sketch_is_the_low_byte_and_verification_uses_it(tmp_path: Path) -> None
 
 def test_missing_band_file_is_a_clear_error(tmp_path: Path) -> None:
     _groups(tmp_path)
-    os.remove(band_path(str(tmp_path), 1))
+    os.remove(band_file(str(tmp_path), 1))
     with pytest.raises(DedupError, match=r"000001\.parquet: band-key file is missing"):
         _phase2(tmp_path, [0, 1])
 
@@ -418,17 +419,17 @@ def test_dedup_against_in_process_equals_one_run(tmp_path: Path) -> None:
     second = tmp_path / "second"
     sources = [
         BandSource(
-            band_path(str(tmp_path), i), i, i, 600, str(first / "removed" / f"{i:06d}.parquet")
+            band_file(str(tmp_path), i), i, i, 600, str(first / "removed" / f"{i:06d}.parquet")
         )
         for i in range(3)
     ]
     work2 = tmp_path / "w2"
     (work2 / "bands").mkdir(parents=True)
     for i in range(3):
-        os.link(band_path(str(tmp_path), 3 + i), work2 / "bands" / f"{i:06d}.parquet")
+        os.link(band_file(str(tmp_path), 3 + i), work2 / "bands" / f"{i:06d}.parquet")
     # The band files of the second slice hold doc ids of inputs 3-5: rename them to 0-2.
     _renumber(work2, cfg, 3)
-    sources += [BandSource(band_path(str(work2), i), i, 3 + i, 600) for i in range(3)]
+    sources += [BandSource(band_file(str(work2), i), i, 3 + i, 600) for i in range(3)]
     run_phase2(sources, [0, 3], [0, 1, 2], str(second), cfg)
 
     def removed_docs(folder: Path, shift: int) -> set[int]:

@@ -23,7 +23,7 @@ import pytest
 
 from dataproc.config import PipelineConfig, build_config
 from dataproc.errors import OutputError
-from dataproc.runner.layout import OutputLayout
+from dataproc.io.layout import OutputLayout
 from dataproc.runner.phase1 import run_phase1
 from dataproc.sample import write_sample_warcs
 

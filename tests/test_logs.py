@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dataproc.logs import log_path, read_log, shard_log
+from dataproc.io.layout import OutputLayout
+from dataproc.logs import read_log, shard_log
 
 
 def test_lines_carry_shard_identity_and_stage_logs_are_captured(tmp_path: Path) -> None:
@@ -17,7 +18,7 @@ def test_lines_carry_shard_identity_and_stage_logs_are_captured(tmp_path: Path) 
         slog.position(1234)
         logging.getLogger("dataproc.stages.extract").warning("slow page %s", "http://a")
         slog.info("progress", docs=3)
-    path = log_path(out, 7)
+    path = OutputLayout(out).log(7)
     assert path.endswith("logs/000007.log")
     lines = read_log(path)
     assert [r["msg"] for r in lines] == ["start", "slow page http://a", "progress", "done"]
@@ -38,7 +39,7 @@ def test_error_names_input_and_record_offset_and_reraises(tmp_path: Path) -> Non
     with pytest.raises(ZeroDivisionError), shard_log(out, 0, "s3://b/in.warc.gz", "filter") as slog:
         slog.position(98765)
         1 / 0  # noqa: B018 - the failure under test
-    err = [r for r in read_log(log_path(out, 0)) if r["level"] == "ERROR"]
+    err = [r for r in read_log(OutputLayout(out).log(0)) if r["level"] == "ERROR"]
     assert len(err) == 1
     assert err[0]["input"] == "s3://b/in.warc.gz" and err[0]["offset"] == 98765
     assert err[0]["error"].startswith("ZeroDivisionError") and "1 / 0" in err[0]["traceback"]
@@ -51,7 +52,7 @@ def test_retries_and_phases_append_to_the_same_file(tmp_path: Path) -> None:
             pass
     with shard_log(out, 3, "in.warc", "tokenize"):
         pass
-    starts = [r for r in read_log(log_path(out, 3)) if r["msg"] == "start"]
+    starts = [r for r in read_log(OutputLayout(out).log(3)) if r["msg"] == "start"]
     assert [(r["phase"], r["attempt"]) for r in starts] == [
         ("filter", 1),
         ("filter", 2),
@@ -63,6 +64,6 @@ def test_lines_are_valid_json_even_with_hostile_text(tmp_path: Path) -> None:
     out = str(tmp_path)
     with shard_log(out, 1, "in\n.warc", "filter") as slog:
         slog.warning('bad "quote"\n\u2028 and \x00', url="http://x/\u00e9")
-    raw = Path(log_path(out, 1)).read_text(encoding="utf-8").splitlines()
+    raw = Path(OutputLayout(out).log(1)).read_text(encoding="utf-8").splitlines()
     assert len(raw) == 3
     assert json.loads(raw[1])["url"] == "http://x/\u00e9"

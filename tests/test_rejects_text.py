@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from dataproc.config import build_config
+from dataproc.io.layout import OutputLayout
 from dataproc.io.rejects import HTML_PREVIEW_CHARS
-from dataproc.runner.layout import OutputLayout
 from dataproc.runner.phase1 import build_filter_stages, run_phase1
 from dataproc.runner.phase3 import run_phase3
 from dataproc.sample import write_sample_warcs

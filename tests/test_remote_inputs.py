@@ -17,8 +17,8 @@ from _crawl_fixtures import FaultyFileServer, output_digest, write_shards
 
 from dataproc.errors import ConfigError, InputError
 from dataproc.io import fs
+from dataproc.io.crawl import parse_listing, parse_shards, resolve_crawl
 from dataproc.io.remote import RemoteReadConfig, open_remote
-from dataproc.runner.crawl import parse_listing, parse_shards, resolve_crawl
 
 FAST = RemoteReadConfig(initial_backoff_seconds=0.01, max_backoff_seconds=0.05)
 DATA = bytes(range(256)) * 8192  # 2 MiB, every offset distinguishable

@@ -14,18 +14,9 @@ import logging
 from typing import Any
 
 from dataproc.io import fs
+from dataproc.io.layout import OutputLayout
 
 log = logging.getLogger(__name__)
-
-
-def robots_index_dir(out_dir: str) -> str:
-    """Where a run builds its robots index (the one path rule)."""
-    return fs.join(out_dir, "_work", "consent", "robots")
-
-
-def decontam_index_dir(out_dir: str) -> str:
-    """Where a run builds its decontamination index."""
-    return fs.join(out_dir, "_work", "decontam")
 
 
 def resolve_index_paths(config: Any) -> None:
@@ -33,11 +24,11 @@ def resolve_index_paths(config: Any) -> None:
     if config.output is None:
         return
     if config.consent.enabled and config.consent.robots and not config.consent.robots_index:
-        config.consent.robots_index = robots_index_dir(config.output)
+        config.consent.robots_index = OutputLayout(config.output).robots_index_dir
     dc = config.decontaminate
     if dc.enabled and dc.sets:
         if dc.index is None:
-            dc.index = decontam_index_dir(config.output)
+            dc.index = OutputLayout(config.output).decontam_index_dir
         from dataproc.errors import InputError
 
         for spec in dc.sets:
@@ -67,7 +58,7 @@ def apply_consent_args(args: argparse.Namespace, config: Any) -> None:
         and not config.consent.robots
         and not config.consent.robots_index
     ):
-        from dataproc.runner.crawl import robots_for_inputs
+        from dataproc.io.crawl import robots_for_inputs
 
         robots = robots_for_inputs(
             crawl, list(config.inputs), getattr(args, "crawl_base_url", None)

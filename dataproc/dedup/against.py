@@ -15,6 +15,7 @@ from typing import Any
 
 from dataproc.dedup.config import DedupConfig
 from dataproc.errors import DedupError
+from dataproc.io.layout import OutputLayout
 
 SAME_SETTINGS = ("num_perm", "bands", "rows", "ngram", "seed", "exact")
 """Dedup settings that must agree (shingling, normalization and hashing depend on them)."""
@@ -33,8 +34,8 @@ class EarlierOutput:
 def _settings_of(out: str) -> dict[str, Any]:
     from dataproc.io import fs
 
-    run_json = fs.join(out, "_work", "run.json")
-    manifest = fs.join(out, "manifest.json")
+    layout = OutputLayout(out)
+    run_json, manifest = layout.run_state, layout.manifest
     if not fs.exists(run_json) or not fs.exists(manifest):
         raise DedupError(
             f"--dedup-against {out}: not a dataproc output (no manifest.json and _work/run.json)"
@@ -51,8 +52,6 @@ def _settings_of(out: str) -> dict[str, Any]:
 
 def check_against(config: DedupConfig) -> list[EarlierOutput]:
     """Validate every ``dedup.against`` output; return where their dedup files are."""
-    from dataproc.dedup.buckets import band_path
-    from dataproc.dedup.components import removed_path
     from dataproc.io import fs
 
     outs: list[EarlierOutput] = []
@@ -66,9 +65,9 @@ def check_against(config: DedupConfig) -> list[EarlierOutput]:
         if diff:
             what = ", ".join(f"{k} {theirs.get(k)!r} != {mine.get(k)!r}" for k in diff)
             raise DedupError(f"--dedup-against {out}: dedup settings differ ({what})")
-        work = fs.join(out, "_work")
+        layout = OutputLayout(out)
         indices = [int(i["index"]) for i in info["manifest"].get("inputs", [])]
-        bands = [band_path(work, i) for i in indices]
+        bands = [layout.bands(i) for i in indices]
         if indices and not fs.exists(bands[0]):
             raise DedupError(
                 f"--dedup-against {out}: {bands[0]} is missing (its _work/ was deleted, or it "
@@ -76,9 +75,9 @@ def check_against(config: DedupConfig) -> list[EarlierOutput]:
             )
         rows = []
         for i in indices:
-            marker = fs.join(work, "done", f"{i:06d}-phase1.json")
+            marker = layout.phase1_marker(i)
             kept = fs.read_json(marker).get("docs_kept", 0) if fs.exists(marker) else 0
             rows.append(int(kept) * (config.bands + 1))
-        removed = [removed_path(fs.join(work, "dedup"), i) for i in indices]
+        removed = [layout.removed(i) for i in indices]
         outs.append(EarlierOutput(out, bands, removed, rows))
     return outs

@@ -25,6 +25,7 @@ import numpy as np
 
 from dataproc.dedup.config import DedupConfig
 from dataproc.errors import DedupError
+from dataproc.io.layout import band_file
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -43,13 +44,6 @@ FORMAT_METADATA_KEY = b"dataproc.band_format"
 
 KEY_SPACE = 1 << 64
 """Keys are uniform 64-bit digests: bucket ranges split ``[0, KEY_SPACE)``."""
-
-
-def band_path(work_dir: str, input_index: int) -> str:
-    """Where input file ``input_index`` writes its band keys (the one path rule)."""
-    from dataproc.io import fs
-
-    return fs.join(work_dir, "bands", f"{input_index:06d}.parquet")
 
 
 def sketch_of(signatures: NDArray[Any]) -> NDArray[np.uint8]:
@@ -217,9 +211,8 @@ class BandKeyWriter:
         table = band_table(
             band[order], key[order], doc[order], self._sketch[:n][rows[order]], self.config.bands
         )
-        write_parquet_atomic(
-            table, band_path(self.work_dir, self.input_index), row_group_size=BAND_ROW_GROUP
-        )
+        path = band_file(self.work_dir, self.input_index)
+        write_parquet_atomic(table, path, row_group_size=BAND_ROW_GROUP)
         self._keys = self._keys[:0]
         self._docs = self._docs[:0]
         self._sketch = self._sketch[:0]

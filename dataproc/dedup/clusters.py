@@ -33,13 +33,13 @@ from dataproc.dedup.components import (
     REASON_EXACT,
     REASON_NEAR,
     finish_range,
-    removed_path,
     size_range,
     star_round,
 )
 from dataproc.dedup.config import DedupConfig
 from dataproc.dedup.edges import find_bucket_edges
 from dataproc.errors import DedupError
+from dataproc.io.layout import DedupLayout
 
 __all__ = [
     "REASON_EXACT",
@@ -49,7 +49,6 @@ __all__ = [
     "Execute",
     "local_execute",
     "plan_buckets",
-    "removed_path",
     "run_phase2",
     "size_range",
 ]
@@ -180,8 +179,7 @@ def run_phase2(
     ``offsets[-1]`` is this run's); ``run_inputs``: this run's input indices, each of which
     gets a removal file (empty when nothing is removed).
     """
-    from dataproc.io import fs
-
+    files = DedupLayout(dedup_dir)
     id_space = max([s.gid + 1 for s in sources] + [offsets[-1] + max(run_inputs, default=-1) + 1])
     srcs = [(s.path, s.gid - s.input_index, s.removed) for s in sorted(sources, key=_gid)]
     summary = ClusterSummary()
@@ -189,8 +187,8 @@ def run_phase2(
         srcs = _compact(sources, dedup_dir, config, execute)
         summary.tasks["compact"] = len(srcs)
     buckets = plan_buckets(sum(s.rows for s in sources), config)
-    edge_files = [fs.join(dedup_dir, "edges", f"{t:05d}.parquet") for t in range(len(buckets))]
-    exact_files = [fs.join(dedup_dir, "exact", f"{t:05d}.parquet") for t in range(len(buckets))]
+    edge_files = [files.edges(t) for t in range(len(buckets))]
+    exact_files = [files.exact(t) for t in range(len(buckets))]
     calls = [
         (
             str(t),
@@ -244,7 +242,6 @@ def _compact(
 ) -> list[tuple[str, int, str | None]]:
     """Merge the band files of every ``compact_inputs`` consecutive inputs into one file."""
     from dataproc.dedup.edges import compact_band_files
-    from dataproc.io import fs
 
     ordered = sorted(sources, key=_gid)
     size = config.compact_inputs
@@ -257,7 +254,7 @@ def _compact(
         # bucket task's bytes per row.
         need = rows * 2 * band_row_bytes(config.num_perm)
         chunks = max(1, math.ceil(need / config.task_memory))
-        path = fs.join(dedup_dir, "compact", f"{b // size:05d}.parquet")
+        path = DedupLayout(dedup_dir).compacted(b // size)
         srcs = [(s.path, s.gid - s.input_index, s.removed) for s in batch]
         calls.append(
             (
@@ -272,7 +269,7 @@ def _compact(
 
 
 def star_components(
-    edge_files: list[str], ranges: list[tuple[int, int]], work_dir: str, execute: Execute
+    edge_files: list[str], ranges: list[tuple[int, int]], dedup_dir: str, execute: Execute
 ) -> tuple[list[str], int]:
     """Large-star/small-star rounds over the input ``ranges`` until the edges are min-stars.
 
@@ -281,11 +278,12 @@ def star_components(
     """
     from dataproc.io import fs
 
+    files = DedupLayout(dedup_dir)
     current, rounds = edge_files, 0
     while True:
         if rounds >= MAX_ROUNDS:
             raise DedupError(f"connected components did not converge in {MAX_ROUNDS} rounds")
-        large = [_round_file(work_dir, rounds, "l", q) for q in range(len(ranges))]
+        large = [files.star_round(rounds, "l", q) for q in range(len(ranges))]
         res = execute(
             f"dedup-components-{rounds}L",
             [
@@ -298,7 +296,7 @@ def star_components(
             for p in large:
                 fs.remove(p)
             return current, rounds
-        small = [_round_file(work_dir, rounds - 1, "s", q) for q in range(len(ranges))]
+        small = [files.star_round(rounds - 1, "s", q) for q in range(len(ranges))]
         execute(
             f"dedup-components-{rounds - 1}S",
             [
@@ -312,12 +310,6 @@ def star_components(
         for p in large:
             fs.remove(p)
         current = small
-
-
-def _round_file(work_dir: str, rounds: int, kind: str, part: int) -> str:
-    from dataproc.io import fs
-
-    return fs.join(work_dir, "cc", f"r{rounds:03d}-{kind}-{part:05d}.parquet")
 
 
 def _gid(s: BandSource) -> int:

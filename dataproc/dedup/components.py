@@ -36,6 +36,7 @@ import numpy as np
 
 from dataproc.dedup.edges import write_edges
 from dataproc.errors import DedupError
+from dataproc.io.layout import DedupLayout
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -268,7 +269,7 @@ def finish_range(
             centre[sel],
             is_exact[sel],
             offsets,
-            removed_path(removed_dir, index),
+            DedupLayout(removed_dir).removed(index),
         )
     return summary
 
@@ -298,10 +299,3 @@ def _write_removed(
         }
     )
     write_parquet_atomic(table, path)
-
-
-def removed_path(out_dir: str, input_index: int) -> str:
-    """Where the removed documents of input ``input_index`` are listed (phase 3's input)."""
-    from dataproc.io import fs
-
-    return fs.join(out_dir, "removed", f"{input_index:06d}.parquet")

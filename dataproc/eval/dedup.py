@@ -127,15 +127,17 @@ def run_dedup(
     import numpy as np
     import pyarrow.parquet as pq
 
-    from dataproc.dedup.buckets import band_path
     from dataproc.dedup.clusters import BandSource, run_phase2
     from dataproc.dedup.config import DedupConfig
     from dataproc.dedup.writer import DedupWriter
+    from dataproc.io.layout import OutputLayout
 
     cfg = config or DedupConfig()
     by_key: dict[tuple[int, int], list[int]] = defaultdict(list)
-    with tempfile.TemporaryDirectory(prefix="dataproc-eval-dedup-") as work:
-        writer = DedupWriter(work, 0, cfg)
+    with tempfile.TemporaryDirectory(prefix="dataproc-eval-dedup-") as scratch:
+        # The scratch folder is laid out like a run's output folder.
+        layout = OutputLayout(scratch)
+        writer = DedupWriter(layout.work, 0, cfg)
         for i, text in enumerate(texts):
             keys, exact = writer.add(i, text)
             for band, key in enumerate(keys.tolist()):
@@ -143,10 +145,10 @@ def run_dedup(
             if exact is not None:
                 by_key[(cfg.bands, exact)].append(i)
         writer.close()
-        source = BandSource(band_path(work, 0), 0, 0, len(texts) * (cfg.bands + 1))
-        run_phase2([source], [0], [0], os.path.join(work, "dedup"), cfg)
+        source = BandSource(layout.bands(0), 0, 0, len(texts) * (cfg.bands + 1))
+        run_phase2([source], [0], [0], layout.dedup_dir, cfg)
         kept_of: dict[int, int] = {}
-        for path in glob.glob(os.path.join(work, "dedup", "removed", "*.parquet")):
+        for path in glob.glob(os.path.join(layout.dedup.removed_dir, "*.parquet")):
             t = pq.read_table(path)
             docs = np.asarray(t.column("doc").to_numpy(), dtype=np.uint64)
             kept = np.asarray(t.column("kept").to_numpy(), dtype=np.uint64)

@@ -14,9 +14,7 @@ from typing import Any
 import yaml
 
 from dataproc.io import fs
-
-CARD_NAME = "README.md"
-DATA_FILES = "tokens/*.parquet"
+from dataproc.io.layout import TOKEN_FILES_GLOB, OutputLayout
 
 
 def card_text(manifest: dict[str, Any]) -> str:
@@ -24,7 +22,7 @@ def card_text(manifest: dict[str, Any]) -> str:
     tok = manifest.get("tokenizer") or {}
     totals = manifest.get("totals") or {}
     header = {
-        "configs": [{"config_name": "default", "data_files": DATA_FILES}],
+        "configs": [{"config_name": "default", "data_files": TOKEN_FILES_GLOB}],
         "tags": ["dataproc", "tokenized", "common-crawl"],
     }
     front = yaml.safe_dump(header, sort_keys=False, allow_unicode=True)
@@ -62,9 +60,9 @@ def card_text(manifest: dict[str, Any]) -> str:
 
 def write_card(out_dir: str, manifest: dict[str, Any]) -> str:
     """Write ``OUT/README.md`` atomically and return its path."""
-    path = fs.join(out_dir, CARD_NAME)
+    path = OutputLayout(out_dir).card
     fs.write_bytes_atomic(path, card_text(manifest).encode("utf-8"))
     return path
 
 
-__all__ = ["CARD_NAME", "card_text", "write_card"]
+__all__ = ["card_text", "write_card"]

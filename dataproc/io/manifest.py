@@ -17,9 +17,9 @@ from typing import Any
 
 from dataproc.errors import OutputError
 from dataproc.io import fs
+from dataproc.io.layout import OutputLayout
 from dataproc.io.token_writer import TokenFileInfo
 
-MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "dataproc.tokens"
 MANIFEST_VERSION = 2  # 2: per-row-group counts in files[]
 READABLE_VERSIONS = (1, 2)
@@ -27,7 +27,7 @@ TOKENIZER_KEYS = ("name", "vocab_size", "eot_id", "eot_token", "rank_file_sha256
 
 
 def _version() -> str:
-    from dataproc import __version__
+    from dataproc.version import __version__
 
     return __version__
 
@@ -105,11 +105,11 @@ def _dumps(manifest: dict) -> str:
 
 def write_manifest(out_dir: str, manifest: dict) -> None:
     """Write ``OUT/manifest.json`` atomically (readers never see a partial manifest)."""
-    fs.write_bytes_atomic(fs.join(out_dir, MANIFEST_NAME), _dumps(manifest).encode("utf-8"))
+    fs.write_bytes_atomic(OutputLayout(out_dir).manifest, _dumps(manifest).encode("utf-8"))
 
 
 def _read(out_dir: str) -> tuple[str, bytes]:
-    path = fs.join(out_dir, MANIFEST_NAME)
+    path = OutputLayout(out_dir).manifest
     if not fs.exists(path):
         raise OutputError(
             f"{path}: no manifest. Is {out_dir!r} a dataproc output folder? A run writes "

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from dataproc.errors import OutputError
 from dataproc.io import fs
+from dataproc.io.layout import token_file
 
 if TYPE_CHECKING:
     from dataproc.config import OutputConfig
@@ -73,11 +74,6 @@ def token_schema(
             META_EOT_ID: str(int(eot_id)).encode(),
         },
     )
-
-
-def part_name(input_index: int, part: int) -> str:
-    """Relative path of a token file: ``tokens/part-{input_index:06d}-{part:04d}.parquet``."""
-    return f"tokens/part-{input_index:06d}-{part:04d}.parquet"
 
 
 @dataclass(frozen=True)
@@ -303,7 +299,7 @@ class TokenShardWriter:
         if not self._rows.count:
             return
         if self._sink is None:
-            rel = part_name(self.input_index, self._part)
+            rel = token_file(self.input_index, self._part)
             self._sink = ParquetFileSink(self.out_dir, rel, self.schema, self.config)
         rows, self._rows = self._rows, _RowGroup(self._rows.keep_text)
         table = rows.table(self.schema)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from dataproc.io import fs
-from dataproc.runner.layout import OutputLayout
+from dataproc.io.layout import OutputLayout
 
 
 def build_report(out_dir: str, path: str | None = None) -> str:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from dataproc.errors import OutputError
 from dataproc.io import fs
-from dataproc.runner.layout import OutputLayout
+from dataproc.io.layout import OutputLayout, marker_unit
 from dataproc.stats import StageStats
 
 # Caps that keep `dataproc report` fast on a whole crawl (seconds, not minutes).
@@ -177,7 +177,7 @@ def _load_docs(data: ReportData, layout: OutputLayout) -> None:
     """Character lengths (and crawls, if the token files lack them) of the filtered documents."""
     import pyarrow.compute as pc
 
-    files = _parquet_files(fs.join(layout.work, "docs"))
+    files = _parquet_files(layout.docs_dir)
     data.docs.files_total = len(files)
     need_crawl = not data.crawls
     for path in _evenly(files, MAX_DOC_FILES):
@@ -282,7 +282,7 @@ def _decoder(manifest: dict[str, Any]) -> Any:
 
 
 def _load_progress(data: ReportData, layout: OutputLayout) -> None:
-    path = fs.join(layout.logs_dir, "progress.jsonl")
+    path = layout.progress_log
     if not fs.exists(path):
         return
     for line in fs.read_bytes(path).decode("utf-8", "replace").splitlines():
@@ -317,9 +317,8 @@ def interrupted_stats(layout: OutputLayout) -> dict[str, Any]:
     languages: Counter[str] = Counter()
     done = {"phase1": 0, "phase3": 0}
     dedup: dict[str, Any] = {}
-    for path in fs.listdir(fs.join(layout.work, "done")):
-        name = path.rsplit("/", 1)[-1]
-        phase = name.rsplit("-", 1)[-1].removesuffix(".json")
+    for path in fs.listdir(layout.done_dir):
+        _, phase = marker_unit(path)
         marker = _json_or_none(path)
         if not isinstance(marker, dict) or marker.get("fingerprint") != fp:
             continue

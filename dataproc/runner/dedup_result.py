@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from dataproc.errors import DedupError
 from dataproc.io import fs
-from dataproc.runner.layout import OutputLayout
+from dataproc.io.layout import OutputLayout
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -16,21 +16,21 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from dataproc import __version__
 from dataproc.config import PipelineConfig
 from dataproc.errors import OutputError
 from dataproc.io import fs
 from dataproc.io.card import write_card
+from dataproc.io.layout import OutputLayout
 from dataproc.io.lock import RunLock
 from dataproc.report import build_report_or_warn
 from dataproc.runner import output_guard, resume
 from dataproc.runner.dedup_result import NO_DEDUP, chunks, dedup_digest, hash_removal_files
-from dataproc.runner.layout import OutputLayout
 from dataproc.runner.phases import Phase
 from dataproc.runner.plan import InputFile, check_inputs, plan_inputs
 from dataproc.runner.progress import Progress
 from dataproc.runner.resume import sweep_temp_files
 from dataproc.stats import StatsSet
+from dataproc.version import __version__
 
 log = logging.getLogger("dataproc")
 
@@ -442,7 +442,6 @@ def _run_dedup(
     of them on a node than its memory holds.
     """
     from dataproc.dedup.against import check_against
-    from dataproc.dedup.buckets import band_path
     from dataproc.dedup.clusters import BandSource, run_phase2
     from dataproc.runner import tasks
 
@@ -464,9 +463,7 @@ def _run_dedup(
     for inp in ok_inputs:
         kept = int(results.get(str(inp.index), {}).get("docs_kept", 1))
         sources.append(
-            BandSource(
-                band_path(layout.work, inp.index), inp.index, gid + inp.index, kept * per_doc
-            )
+            BandSource(layout.bands(inp.index), inp.index, gid + inp.index, kept * per_doc)
         )
     task_opts = dict(opts, memory=dcfg.task_memory)
 

@@ -19,7 +19,7 @@ import stat
 
 from dataproc.errors import OutputError
 from dataproc.io import fs
-from dataproc.runner.layout import LOCK_DIR, RUN_ENTRIES, OutputLayout
+from dataproc.io.layout import LOCK_DIR, RUN_ENTRIES, OutputLayout
 from dataproc.runner.plan import InputFile
 
 _KINDS = (

@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 from dataproc.config import PipelineConfig
 from dataproc.document import Document
 from dataproc.io import fs
+from dataproc.io.layout import OutputLayout
 from dataproc.io.rejects import RejectWriter
-from dataproc.runner.layout import OutputLayout
 from dataproc.stages.base import Stage, run_stage
 from dataproc.stats import StageStats, StatsSet
 

@@ -13,8 +13,8 @@ from dataproc.config import PipelineConfig
 from dataproc.document import Document, Reject
 from dataproc.errors import DedupError
 from dataproc.io import fs
+from dataproc.io.layout import OutputLayout
 from dataproc.io.rejects import RejectWriter
-from dataproc.runner.layout import OutputLayout
 from dataproc.stages.base import run_stage
 from dataproc.stats import StatsSet
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from dataproc.config import ExecutionConfig
 from dataproc.io import fs
+from dataproc.io.layout import OutputLayout
 from dataproc.stats import StatsSet
 
 log = logging.getLogger("dataproc")
@@ -375,7 +376,8 @@ class Progress:
         if not self.out_dir:
             return
         self._last_snapshot = now
-        path = fs.join(self.out_dir, "logs", "progress.jsonl")
+        layout = OutputLayout(self.out_dir)
+        path = layout.progress_log
         try:
             if self._snapshots is None:
                 # Keep the history of earlier (interrupted) runs into this folder.
@@ -387,7 +389,7 @@ class Progress:
                         except json.JSONDecodeError:
                             continue
             self._snapshots.append(self.snapshot_record(now))
-            fs.makedirs(fs.join(self.out_dir, "logs"))
+            fs.makedirs(layout.logs_dir)
             blob = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in self._snapshots)
             fs.write_bytes_atomic(path, blob.encode())
         except OSError as e:  # a full disk must not kill the run for a progress file

@@ -55,8 +55,8 @@ def forwarded_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def forwardable_env_names() -> set[str]:
     """Every environment variable dataproc reads (remote-read policy, crawl base URL)."""
+    from dataproc.io.crawl import BASE_URL_ENV
     from dataproc.io.remote import ENV_PREFIX, RemoteReadConfig
-    from dataproc.runner.crawl import BASE_URL_ENV
 
     return {ENV_PREFIX + name.upper() for name in RemoteReadConfig.model_fields} | {BASE_URL_ENV}
 

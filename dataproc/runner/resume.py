@@ -21,7 +21,7 @@ from typing import Any
 
 from dataproc.errors import OutputError
 from dataproc.io import fs
-from dataproc.runner.layout import OutputLayout
+from dataproc.io.layout import OutputLayout
 from dataproc.runner.plan import InputFile
 
 log = logging.getLogger("dataproc")
@@ -114,7 +114,7 @@ def invalidate_damaged_units(
     Phase 3 is checked first: when it must be redone, phase 1's work files must exist too.
     """
     sizes = _Sizes(layout.out)
-    done = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.listdir(fs.join(layout.work, "done"))}
+    done = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.listdir(layout.done_dir)}
     invalidated = []
     removals = _removals_applied(layout)
 
@@ -173,8 +173,8 @@ def sweep_temp_files(layout: OutputLayout) -> list[str]:
         layout.tokens_dir,
         layout.rejects_dir,
         layout.work,
-        os.path.dirname(layout.docs(0)),
-        os.path.dirname(layout.phase1_marker(0)),
+        layout.docs_dir,
+        layout.done_dir,
     ]
     for folder in folders:
         try:

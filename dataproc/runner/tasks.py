@@ -10,7 +10,7 @@ from typing import Any
 
 from dataproc.config import PipelineConfig
 from dataproc.io import fs
-from dataproc.runner.layout import OutputLayout
+from dataproc.io.layout import OutputLayout
 from dataproc.runner.resume import describe_outputs
 
 
