@@ -111,9 +111,6 @@ class OutputLayout:
     def tokens_dir(self) -> str:
         return self.p(TOKENS_DIR)
 
-    def token_file(self, input_index: int, part: int) -> str:
-        return self.p(token_file(input_index, part))
-
     @property
     def manifest(self) -> str:
         return self.p(MANIFEST_NAME)
