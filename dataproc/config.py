@@ -83,6 +83,22 @@ class ExecutionConfig(StrictModel):
     include_dashboard: bool = Field(
         False, description="Start Ray's dashboard on a local cluster (bound to 127.0.0.1)."
     )
+    split_min_bytes: int | None = Field(
+        16 * 1024 * 1024,
+        ge=4096,
+        description="Phase 1 reads a per-record-gzip WARC in byte ranges on several workers when "
+        "there are fewer input files than task slots x `split_ranges_per_slot`: each range is "
+        "at least this many bytes and about (all input bytes) / (slots x "
+        "`split_ranges_per_slot`). None: every file is read by one task. The output is the "
+        "same either way (docs/performance.md).",
+    )
+    split_ranges_per_slot: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Units of phase-1 work (files or ranges) aimed at per task slot when files "
+        "are split: more evens out ranges that cost more than others.",
+    )
     progress: Literal["auto", "bar", "log", "none"] = Field(
         "auto", description="Progress display: bar on a TTY, periodic log lines otherwise."
     )

@@ -185,6 +185,15 @@ class OutputLayout:
         return band_file(self.work, input_index)
 
     @property
+    def ranges_dir(self) -> str:
+        """Part folders of the inputs phase 1 reads in byte ranges (runner/ranges.py)."""
+        return self.p("_work", "ranges")
+
+    def range_dir(self, input_index: int, k: int) -> str:
+        """Range ``k`` of input ``input_index``: its survivors, rejects, band keys, marker."""
+        return self.p("_work", "ranges", f"{input_index:06d}-{k:03d}")
+
+    @property
     def dedup_dir(self) -> str:
         return self.p("_work", "dedup")
 

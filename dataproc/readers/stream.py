@@ -32,11 +32,13 @@ class RawInput:
     """Reads the underlying stream in chunks; supports peek, a short unread and, while a
     mark is set, seeking back to (at most ``history_bytes`` before) the read position."""
 
-    def __init__(self, stream: BinaryIO | SafeZstdStream, history_bytes: int) -> None:
-        self._stream = stream
+    def __init__(
+        self, stream: BinaryIO | SafeZstdStream, history_bytes: int, start: int = 0
+    ) -> None:
+        self._stream = stream  # positioned at offset ``start`` of the file
         self._buf = bytearray()
-        self._base = 0  # absolute offset of _buf[0]
-        self.pos = 0  # absolute read position
+        self._base = start  # absolute offset of _buf[0]
+        self.pos = start  # absolute read position
         self._mark: int | None = None
         self._history = max(history_bytes, RAW_CHUNK_BYTES)
         self._eof = False

@@ -34,6 +34,7 @@ from dataproc.readers.sniff import (
     split_zstd_dictionary,
     zstd_decompressor,
 )
+from dataproc.readers.spans import ReaderState, ReadSpan
 from dataproc.readers.stream import (
     RAW_CHUNK_BYTES,
     WARCIO_BLOCK_BYTES,
@@ -106,13 +107,22 @@ class _FileReader:
         config: ReaderConfig,
         stats: StageStats,
         reject: RejectSink,
+        span: ReadSpan | None = None,
     ) -> None:
         self.config = config
         self.stats = stats
         self.policy = RecordPolicy(source, input_index, config, stats, reject, self._swallow)
-        self.raw = RawInput(stream, config.max_resync_history_bytes)
+        self.span = span
+        self.raw = RawInput(stream, config.max_resync_history_bytes, span.start if span else 0)
         self.ordinal = 0
         self.records_ok = 0  # records parsed without damage (to tell "not a WARC" apart)
+        self._ordinals_before = 0  # (a range) ordinals used before it, capped at 2
+        self._resyncing = False  # (a range) scanning for a member when it stopped
+        if span is not None:
+            st, p = span.state, self.policy
+            self.records_ok, self._ordinals_before = st.records_ok, st.ordinals
+            p.crawl, p.web_records, p.conversions = st.crawl, st.web_records, st.conversions
+            p.wet, p.wat = st.wet, st.wat
         self.reader_cls = _capped_reader_class(config.max_header_line_bytes)
         self._started = 0.0
         self._outcome = _OK
@@ -132,7 +142,11 @@ class _FileReader:
     def run(self) -> Iterator[Document]:
         self._resume()
         head = self.raw.peek(len(XZ_MAGIC))
-        if head.startswith(GZIP_MAGIC):
+        span = self.span
+        if span is not None:
+            # A range of a per-record-gzip file (readers/spans.py): its own members only.
+            body = iter(()) if self.policy.wat else self._run_gzip(span.state.resyncing, span.end)
+        elif head.startswith(GZIP_MAGIC):
             body = self._run_gzip()
         elif head.startswith((ZSTD_MAGIC, ZSTD_DICT_MAGIC)):
             body = self._run_zstd()
@@ -147,8 +161,27 @@ class _FileReader:
             self._pause()
             yield doc
             self._resume()
-        self.stats.counters[f"input_{self.kind()}"] += 1
+        if span is None:
+            self.stats.counters[f"input_{self.kind()}"] += 1
+        else:  # what kind of file it is, only the merge of all ranges can say
+            span.stop = self.raw.pos
+            span.ordinals = self.ordinal
+            span.end_state = self.state()
         self._pause()
+
+    def state(self) -> ReaderState:
+        """The state that carries over to the next member (``readers.spans.ReaderState``)."""
+        p = self.policy
+        return ReaderState(
+            crawl=p.crawl,
+            records_ok=min(self.records_ok, 1),
+            ordinals=min(self._ordinals_before + self.ordinal, 2),
+            web_records=min(p.web_records, 2),
+            conversions=min(p.conversions, 2),
+            wet=p.wet,
+            wat=p.wat,
+            resyncing=self._resyncing,
+        )
 
     def kind(self) -> str:
         """What the file turned out to be: ``warc``, ``wet`` (conversion records only),
@@ -231,10 +264,17 @@ class _FileReader:
             raw.read(1)  # the newline before "WARC/"
 
     # -- gzip: one ArchiveIterator per member, resync on damage ----------------------------
-    def _run_gzip(self) -> Iterator[Document]:
+    def _run_gzip(self, resyncing: bool = False, stop_at: int | None = None) -> Iterator[Document]:
+        """Read members from the current position; a range stops at the first member start
+        at or after ``stop_at``."""
         raw = self.raw
-        resyncing = False
+        first = True
         while True:
+            self._resyncing = resyncing
+            if stop_at is not None and raw.pos >= stop_at:
+                return
+            if self.span is not None and self.span.settle and self._settled():
+                return  # the head read: the state will not change any more
             head = raw.peek(len(GZIP_MAGIC))
             if not head:
                 return
@@ -267,13 +307,17 @@ class _FileReader:
                     outcome = _TRUNCATED if outcome == _OK else outcome
                 except CorruptGzip:
                     outcome = _BAD_GZIP if outcome == _OK else outcome
-                if outcome == _BAD_WARC and member.done:
-                    # The gzip layer is fine: carry on with the next member.
-                    if self.records_ok == 0 and self.ordinal <= 1:
-                        self.stats.counters["not_a_warc"] += 1
-                    raw.clear_mark()
-                    resyncing = False
-                    continue
+            if first and self.span is not None:
+                # Read cleanly, the first member made the start state's resyncing irrelevant.
+                self.span.first_ok = outcome == _OK
+            first = False
+            if outcome == _BAD_WARC and member.done:
+                # The gzip layer is fine: carry on with the next member.
+                if self.records_ok == 0 and self._ordinals_before + self.ordinal <= 1:
+                    self.stats.counters["not_a_warc"] += 1
+                raw.clear_mark()
+                resyncing = False
+                continue
             if outcome == _OK:
                 raw.clear_mark()
                 resyncing = False
@@ -292,6 +336,10 @@ class _FileReader:
             if found is None:
                 self.stats.counters["bytes_skipped"] += max(0, raw.pos - before)
                 return
+
+    def _settled(self) -> bool:
+        """Whether more records can no longer change the state (kind of file decided)."""
+        return self.policy.wat or self.policy.web_records >= 2
 
     # -- one ArchiveIterator ---------------------------------------------------------------
     def _iterator(self, stream: Any) -> Any:
@@ -400,6 +448,7 @@ def read_warc(
     config: ReaderConfig,
     stats: StageStats,
     reject: RejectSink,
+    span: ReadSpan | None = None,
 ) -> Iterator[Document]:
     """Yield one Document per HTML web page in a WARC file (``.warc`` or ``.warc.gz``).
 
@@ -410,5 +459,7 @@ def read_warc(
     web-page records (response, revisit, resource, conversion) also go to ``reject``.
     Damaged input never raises: it is counted (``corrupt_record``/``truncated_file`` drops,
     ``corrupt_member``/``not_a_warc`` counters) and reading resumes where possible.
+    ``span`` (a per-record-gzip file only): read one byte range, ``stream`` positioned at its
+    start (``readers/spans.py``); doc indices then count from 0 within the range.
     """
-    yield from _FileReader(stream, source, input_index, config, stats, reject).run()
+    yield from _FileReader(stream, source, input_index, config, stats, reject, span).run()

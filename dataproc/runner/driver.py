@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,6 +149,9 @@ def _read_marker(path: str, fingerprint: str) -> dict[str, Any] | None:
     return m if m.get("fingerprint") == fingerprint else None
 
 
+FollowUp = Callable[[str, Any], tuple[list[tuple[str, Any]], Any]]
+
+
 class _Phase:
     """Submits one Ray task per unit, collects results, records failures (no scheduling here:
     Ray places and retries the tasks; we only wait for them)."""
@@ -158,19 +162,29 @@ class _Phase:
         self.progress = progress
 
     def run(
-        self, ray: Any, submissions: list[tuple[str, Any]]
+        self,
+        ray: Any,
+        submissions: list[tuple[str, Any]],
+        follow_up: FollowUp | None = None,
+        later: int = 0,
     ) -> tuple[dict[str, Any], list[dict]]:
+        """Wait for every task; ``follow_up(key, result)`` may submit more (``later`` of them
+        are counted in the phase's total from the start) and says what progress shows."""
         results: dict[str, Any] = {}
         failures: list[dict[str, Any]] = []
         pending = {ref: key for key, ref in submissions}
-        self.progress.start_phase(self.name, len(pending))
+        self.progress.start_phase(self.name, len(pending) + later)
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=self.progress.interval)
             for ref in done:
                 key = pending.pop(ref)
                 try:
                     results[key] = ray.get(ref)
-                    self.progress.unit_done(self.name, results[key])
+                    shown = results[key]
+                    if follow_up is not None:
+                        more, shown = follow_up(key, shown)
+                        pending.update({r: k for k, r in more})
+                    self.progress.unit_done(self.name, shown)
                 except Exception as e:
                     msg = _short_error(e)
                     failure = {"phase": self.phase, "unit": key, "error": msg}
@@ -263,14 +277,11 @@ def _run_locked(
         result.reused["phase1"] = len(inputs) - len(todo)
         result.executed["phase1"] = len(todo)
         progress.reused(Phase.FILTER, len(inputs) - len(todo), p1_results.values())
-        remote1 = tasks.phase1_remote(ray, opts)
-        subs = [
-            (str(i.index), remote1.remote(i.path, i.index, config, layout.out))
-            for i in _largest_first(todo)
-        ]
-        new1, fail1 = _Phase(Phase.FILTER, progress).run(ray, subs)
+        new1, fail1 = _run_phase1(ray, opts, config, layout, todo, progress)
         p1_results.update(new1)
-        result.failures += [dict(f, input=inputs[int(f["unit"])].path) for f in fail1]
+        result.failures += [
+            dict(f, input=inputs[int(str(f["unit"]).split(":")[0])].path) for f in fail1
+        ]
         ok_inputs = [i for i in inputs if str(i.index) in p1_results]
 
         # Phase 2: run-wide dedup over the band keys of every finished file.
@@ -386,6 +397,86 @@ def _run_locked(
     progress.finish(result)
     build_report_or_warn(layout.out)  # OUT/report.html (a report problem never fails the run)
     return result
+
+
+def _slots(ray: Any, config: PipelineConfig) -> int:
+    """How many phase-1 tasks run at once on the cluster."""
+    try:
+        cpus = float(ray.cluster_resources().get("CPU", 1))
+    except Exception:  # a cluster that does not answer: no splitting
+        return 1
+    return max(1, int(cpus // config.execution.cpus_per_task))
+
+
+def _run_phase1(
+    ray: Any,
+    opts: dict[str, Any],
+    config: PipelineConfig,
+    layout: OutputLayout,
+    todo: list[InputFile],
+    progress: Progress,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Phase 1 as Ray tasks: one per input file, or one per byte range of a file and then a
+    merge (``runner/split.py``, ``runner/ranges.py``). Results are keyed by input index."""
+    from dataproc.runner import ranges, tasks
+    from dataproc.runner.split import plan_splits
+
+    fp = config.fingerprint()
+    splits = plan_splits(todo, config, _slots(ray, config)) if todo else {}
+    remote1 = tasks.phase1_remote(ray, opts)
+    remote_range = tasks.range_remote(ray, opts)
+    remote_merge = tasks.merge_remote(ray, opts)
+    by_index = {i.index: i for i in todo}
+    waiting: dict[int, set[int]] = {}  # split input -> ranges still running
+    subs: list[tuple[str, Any]] = []
+    merges_now: list[int] = []
+    for inp in _largest_first(todo):
+        spans = splits.get(inp.index)
+        if not spans:
+            subs.append((str(inp.index), remote1.remote(inp.path, inp.index, config, layout.out)))
+            continue
+        reused = ranges.reusable_ranges(layout, inp.index, spans, fp)
+        if reused:
+            log.info(
+                "%s: %d of %d range(s) done in an earlier run", inp.path, len(reused), len(spans)
+            )
+        waiting[inp.index] = set(range(len(spans))) - reused
+        for k in sorted(waiting[inp.index]):
+            subs.append(
+                (
+                    f"{inp.index}:{k}",
+                    remote_range.remote(
+                        inp.path, inp.index, k, spans[k], spans[0][1], config, layout.out
+                    ),
+                )
+            )
+        if not waiting[inp.index]:
+            merges_now.append(inp.index)
+    if splits:
+        log.info(
+            "phase 1 reads %d file(s) in %d byte ranges",
+            len(splits),
+            sum(len(v) for v in splits.values()),
+        )
+
+    def merge(index: int) -> tuple[str, Any]:
+        inp = by_index[index]
+        return str(index), remote_merge.remote(inp.path, index, splits[index], config, layout.out)
+
+    subs += [merge(i) for i in merges_now]
+
+    def follow_up(key: str, res: Any) -> tuple[list[tuple[str, Any]], Any]:
+        if ":" in key:  # a range: once its input's last range is done, merge them
+            index, k = (int(x) for x in key.split(":"))
+            waiting[index].discard(k)
+            return ([merge(index)] if not waiting[index] else []), res
+        if int(key) in splits:  # a merge: its stats were shown as its ranges finished
+            return [], {k: v for k, v in res.items() if k != "stats"}
+        return [], res
+
+    later = len(splits) - len(merges_now)
+    results, failures = _Phase(Phase.FILTER, progress).run(ray, subs, follow_up, later)
+    return {k: v for k, v in results.items() if ":" not in k}, failures
 
 
 def _largest_first(inputs: list[InputFile]) -> list[InputFile]:

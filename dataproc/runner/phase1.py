@@ -11,7 +11,8 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,6 +24,9 @@ from dataproc.io.layout import OutputLayout
 from dataproc.io.rejects import RejectWriter
 from dataproc.stages.base import Stage, run_stage
 from dataproc.stats import StageStats, StatsSet
+
+if TYPE_CHECKING:
+    from dataproc.readers.spans import ReadSpan
 
 DOCS_SCHEMA = pa.schema(
     [
@@ -193,32 +197,52 @@ def _position(stream: object) -> int | None:
         return None
 
 
+@dataclass(frozen=True)
+class Phase1Files:
+    """Where phase 1 writes: survivors, rejects, and the folder of ``bands/`` (band keys)."""
+
+    docs: str
+    rejects: str
+    work: str
+
+    @classmethod
+    def of(cls, layout: OutputLayout, input_index: int) -> Phase1Files:
+        """The files of a whole input (a range writes its own: ``runner/ranges.py``)."""
+        return cls(layout.docs(input_index), layout.rejects(input_index, "filter"), layout.work)
+
+
 def run_phase1(
     input_path: str,
     input_index: int,
     config: PipelineConfig,
     out_dir: str,
     on_record: Callable[[Document, StatsSet], None] | None = None,
+    span: ReadSpan | None = None,
+    files: Phase1Files | None = None,
 ) -> dict[str, Any]:
     """Process one input file through phase 1 and return its marker payload (with stats).
 
     ``on_record(doc, stats)`` (optional) is called for every record read, before the stages
     see it, with the shard's stats so far (live progress, the offset for error logs).
+    ``span``/``files``: read only one byte range into other files (``runner/ranges.py``).
     """
     from dataproc.dedup.writer import DedupWriter
     from dataproc.readers.warc import read_warc
 
     started = time.time()
     layout = OutputLayout(out_dir)
+    files = files or Phase1Files.of(layout, input_index)
     stats = StatsSet()
-    rejects = RejectWriter(layout.rejects(input_index, "filter"), config.write.rejects_text)
+    rejects = RejectWriter(files.rejects, config.write.rejects_text)
     stages = cached_filter_stages(config)
 
     read_stats = stats.get("read")
     with (
         fs.open_input(input_path) as stream,
-        fs.atomic_write(layout.docs(input_index)) as docs_file,
+        fs.atomic_write(files.docs) as docs_file,
     ):
+        if span is not None and span.start:
+            stream.seek(span.start)
         docs: Iterator[Document] = read_warc(
             stream,  # type: ignore[arg-type]  # fsspec files are binary streams
             source=input_path,
@@ -226,6 +250,7 @@ def run_phase1(
             config=config.reader,
             stats=read_stats,
             reject=rejects,
+            span=span,
         )
         if on_record is not None:
             docs = _observe(docs, stats, on_record)
@@ -236,7 +261,7 @@ def run_phase1(
         languages: Counter[str] = Counter()
         try:
             if config.dedup.enabled:
-                dedup = DedupWriter(layout.work, input_index, config.dedup)
+                dedup = DedupWriter(files.work, input_index, config.dedup)
                 sig_stats = stats.get("minhash")
                 for d in docs:
                     sig_stats.docs_in += 1
@@ -251,7 +276,8 @@ def run_phase1(
                     languages[d.language or "unknown"] += 1
                     writer.add(d)
             input_bytes = _position(stream)
-            _check_input_kind(input_path, read_stats)  # before the survivors file is published
+            if span is None:  # a range: the merge checks the whole file
+                _check_input_kind(input_path, read_stats)  # before the survivors file is published
             kept = writer.close()
         except BaseException:
             writer.abort()  # the temporary file is then removed by atomic_write

@@ -15,6 +15,7 @@ there, so any such file is garbage.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Any
@@ -175,7 +176,12 @@ def sweep_temp_files(layout: OutputLayout) -> list[str]:
         layout.work,
         layout.docs_dir,
         layout.done_dir,
+        layout.bands_dir,
     ]
+    # The part folders of split inputs (runner/ranges.py) and their band-key folders.
+    with contextlib.suppress(OSError):
+        for part in os.scandir(layout.ranges_dir):
+            folders += [part.path, os.path.join(part.path, "bands")]
     for folder in folders:
         try:
             entries = list(os.scandir(folder))

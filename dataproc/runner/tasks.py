@@ -36,6 +36,58 @@ def phase1_task(input_path: str, input_index: int, config: PipelineConfig, out_d
     return result
 
 
+def range_task(
+    input_path: str,
+    input_index: int,
+    k: int,
+    span: tuple[int, int | None],
+    first_end: int | None,
+    config: PipelineConfig,
+    out_dir: str,
+) -> dict:
+    """Phase 1 of range ``k`` of a split input (``runner/ranges.py``); writes its marker."""
+    from dataproc.logs import shard_log
+    from dataproc.readers.spans import ReaderState
+    from dataproc.runner.live import task_heartbeat
+    from dataproc.runner.ranges import head_state, live_unit, run_range
+
+    with shard_log(out_dir, input_index, input_path, f"filter-range-{k}") as slog:
+        heartbeat = task_heartbeat(out_dir, "filter", live_unit(input_index, k))
+
+        def on_record(doc: Any, stats: Any) -> None:
+            slog.position(doc.offset)
+            heartbeat(stats)
+
+        state = ReaderState() if k == 0 else head_state(input_path, input_index, config, first_end)
+        result = run_range(input_path, input_index, k, span, state, config, out_dir, on_record)
+        slog.info("result", docs_kept=result.get("docs_kept"), stop=result.get("stop"))
+    # What the driver needs: progress counts (the merge reads the marker file itself).
+    return {"input_index": live_unit(input_index, k), "stats": result["stats"]}
+
+
+def merge_task(
+    input_path: str,
+    input_index: int,
+    spans: list[tuple[int, int | None]],
+    config: PipelineConfig,
+    out_dir: str,
+) -> dict:
+    """Join the ranges of a split input into its phase-1 files and marker."""
+    from dataproc.logs import shard_log
+    from dataproc.runner.ranges import merge_ranges, remove_parts
+
+    with shard_log(out_dir, input_index, input_path, "filter") as slog:
+        result = merge_ranges(input_path, input_index, spans, config, out_dir)
+        layout = OutputLayout(out_dir)
+        result["outputs"] = describe_outputs(
+            out_dir, [layout.docs(input_index), layout.rejects(input_index, "filter")]
+        )
+        fs.write_json_atomic(layout.phase1_marker(input_index), result)
+        remove_parts(layout, input_index)
+        slog.info("result", docs_kept=result.get("docs_kept"), ranges=len(spans))
+    return result
+
+
 def phase3_task(
     input_path: str,
     input_index: int,
@@ -73,6 +125,14 @@ def _remote(ray: Any, fn: Any, opts: dict[str, Any]) -> Any:
 
 def phase1_remote(ray: Any, opts: dict[str, Any]) -> Any:
     return _remote(ray, phase1_task, opts)
+
+
+def range_remote(ray: Any, opts: dict[str, Any]) -> Any:
+    return _remote(ray, range_task, opts)
+
+
+def merge_remote(ray: Any, opts: dict[str, Any]) -> Any:
+    return _remote(ray, merge_task, opts)
 
 
 def phase3_remote(ray: Any, opts: dict[str, Any]) -> Any:
