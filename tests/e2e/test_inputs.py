@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from test_warc_reader import read as read_checked
+from _reader_fixtures import read as read_checked
 from warc_builder import WarcBuilder
 
 from dataproc.cli import EXIT_ERROR, main
@@ -42,7 +42,7 @@ HTML = f"<html><head><title>t</title></head><body><p>{TEXT}</p></body></html>"
 
 
 def read(data: bytes, config: ReaderConfig | None = None) -> tuple[list[Document], StageStats]:
-    """Read a whole file (checking the stage's accounting invariant, see test_warc_reader)."""
+    """Read a whole file (checking the stage's accounting invariant, see tests/_reader_fixtures.py)."""
     r = read_checked(data, config, source="in.warc")
     return r.docs, r.stats
 

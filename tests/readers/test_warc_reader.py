@@ -11,63 +11,18 @@ from datetime import datetime, timezone
 
 import brotli
 import pytest
+from _reader_fixtures import read
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from warc_builder import WarcBuilder, chunked, gzip_member
 
-from dataproc.document import Document, Reject
 from dataproc.readers.config import ReaderConfig
 from dataproc.readers.http import dechunk, parse_http_status
-from dataproc.readers.records import REASONS, parse_warc_date
+from dataproc.readers.records import parse_warc_date
 from dataproc.readers.warc import read_warc
 from dataproc.stats import StageStats
 
 HTML = "<html><head><title>Hello</title></head><body><p>Some text here.</p></body></html>"
-
-
-class Result:
-    """Everything one read_warc call produced."""
-
-    def __init__(
-        self, docs: list[Document], stats: StageStats, rejects: list[tuple[Document, Reject]]
-    ):
-        self.docs = docs
-        self.stats = stats
-        self.rejects = rejects
-
-    @property
-    def reject_reasons(self) -> list[str]:
-        return [r.reason for _, r in self.rejects]
-
-
-def read(
-    data: bytes,
-    config: ReaderConfig | None = None,
-    source: str = "s3://b/x.warc.gz",
-    input_index: int = 0,
-) -> Result:
-    stats = StageStats("read")
-    rejects: list[tuple[Document, Reject]] = []
-
-    def sink(doc: Document, stage: str, rej: Reject) -> None:
-        assert stage == "read"
-        rejects.append((doc, rej))
-
-    docs = list(
-        read_warc(
-            io.BytesIO(data),
-            source=source,
-            input_index=input_index,
-            config=config or ReaderConfig(),
-            stats=stats,
-            reject=sink,
-        )
-    )
-    # The stage invariant holds for every input, and every reason is a declared one.
-    assert stats.docs_in == stats.docs_out + sum(stats.dropped.values())
-    assert stats.docs_out == len(docs)
-    assert set(stats.dropped) <= set(REASONS)
-    return Result(docs, stats, rejects)
 
 
 def cc_triple(b: WarcBuilder, url: str, body: str = HTML, **kw: object) -> WarcBuilder:
