@@ -193,6 +193,16 @@ class OutputLayout:
         """Range ``k`` of input ``input_index``: its survivors, rejects, band keys, marker."""
         return self.p("_work", "ranges", f"{input_index:06d}-{k:03d}")
 
+    def range_docs(self, input_index: int, k: int) -> str:
+        return fs.join(self.range_dir(input_index, k), "docs.parquet")
+
+    def range_rejects(self, input_index: int, k: int) -> str:
+        return fs.join(self.range_dir(input_index, k), "rejects.parquet")
+
+    def range_marker(self, input_index: int, k: int) -> str:
+        """Range ``k``'s done-marker (in its part folder, not in ``_work/done``)."""
+        return fs.join(self.range_dir(input_index, k), "done.json")
+
     @property
     def dedup_dir(self) -> str:
         return self.p("_work", "dedup")

@@ -39,12 +39,15 @@ Span = tuple[int, int | None]
 
 def part_files(layout: OutputLayout, input_index: int, k: int) -> Phase1Files:
     """Where range ``k`` writes (the whole file's names, in its part folder)."""
-    d = layout.range_dir(input_index, k)
-    return Phase1Files(fs.join(d, "docs.parquet"), fs.join(d, "rejects.parquet"), d)
+    return Phase1Files(
+        layout.range_docs(input_index, k),
+        layout.range_rejects(input_index, k),
+        layout.range_dir(input_index, k),
+    )
 
 
 def part_marker(layout: OutputLayout, input_index: int, k: int) -> str:
-    return fs.join(layout.range_dir(input_index, k), "done.json")
+    return layout.range_marker(input_index, k)
 
 
 def head_state(
