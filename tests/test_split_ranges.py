@@ -183,6 +183,24 @@ def test_a_second_warcinfo_naming_another_crawl(shard, tmp_path):
     assert_same(path, tmp_path, spans)
 
 
+def test_a_merge_retried_after_it_finished_returns_its_marker(shard, tmp_path):
+    """Ray may rerun a merge whose worker died after it wrote the marker and removed the
+    parts: the rerun returns that marker instead of failing on the missing parts."""
+    from dataproc.runner.tasks import merge_task
+
+    out = tmp_path / "out"
+    config = _config(shard, out)
+    data = shard.read_bytes()
+    with open(shard, "rb") as f:
+        spans = spans_of(split_points(f, len(data), 2))
+    for k, span in enumerate(spans):
+        state = ReaderState() if k == 0 else head_state(str(shard), 0, config, spans[0][1])
+        run_range(str(shard), 0, k, span, state, config, str(out))
+    first = merge_task(str(shard), 0, spans, config, str(out))
+    assert not list((out / "_work" / "ranges").iterdir())
+    assert merge_task(str(shard), 0, spans, config, str(out)) == first
+
+
 def test_a_remote_file_read_in_ranges(shard, tmp_path):
     from _crawl_fixtures import FaultyFileServer
 

@@ -76,9 +76,16 @@ def merge_task(
     from dataproc.logs import shard_log
     from dataproc.runner.ranges import merge_ranges, remove_parts
 
+    layout = OutputLayout(out_dir)
+    done = layout.phase1_marker(input_index)
+    if fs.exists(done):
+        # An earlier attempt of this task wrote the marker (the driver schedules a merge only
+        # for inputs without one) and may have removed the parts already: its result stands.
+        marker: dict = fs.read_json(done)
+        if marker.get("fingerprint") == config.fingerprint():
+            return marker
     with shard_log(out_dir, input_index, input_path, "filter") as slog:
         result = merge_ranges(input_path, input_index, spans, config, out_dir)
-        layout = OutputLayout(out_dir)
         result["outputs"] = describe_outputs(
             out_dir, [layout.docs(input_index), layout.rejects(input_index, "filter")]
         )
