@@ -31,6 +31,9 @@ smallest doc_index as ``kept``. ``removed_ok`` compares the full removed (doc, k
         --max-family 1000000 --chain 100000 --workdir /tmp/dedup-bench --json /tmp/dedup.json
 
 ``--cases`` (default on) also times the chain alone (L docs) and the big family alone (K docs).
+``--exact-family`` makes every family member an exact copy (one exact group of K documents and
+15 band keys each held by K rows: the heavy-key case), e.g. ``--docs 5000000 --dup-fraction 1.0
+--max-family 5000000 --chain 0 --no-cases --exact-family``.
 Exit status 1 when any removed set differs from the expected one.
 """
 
@@ -98,6 +101,7 @@ class Plan:
         while np.gcd(a, docs) != 1:
             a += 1
         self.a, self.b = a, 12345 % docs
+        self.exact_families = False  # --exact-family: every member an exact copy
 
     def position(self, g: np.ndarray) -> np.ndarray:
         # a < docs < 2**32: g * a + b fits in uint64.
@@ -139,7 +143,7 @@ def _file_arrays(plan: Plan, f: int) -> tuple[np.ndarray, ...]:
         fid = fam[m].astype(np.uint64)[:, None]
         fkeys = _h(4, fid, band_ids[None, :])
         fsig = _h(5, fid, perm[None, :]) & np.uint64(0xFFFFFFFF)
-        is_exact = (_h(6, gu[m, 0]) & np.uint64(1)) == 1
+        is_exact = ((_h(6, gu[m, 0]) & np.uint64(1)) == 1) | plan.exact_families
         share = (_h(7, gu[m], band_ids[None, :]) & np.uint64(1)) == 1
         share[np.arange(len(m)), (fam[m] % BANDS)] = True
         share[is_exact] = True
@@ -417,6 +421,12 @@ def main() -> int:
         "disk ≈ one copy of the band files instead of two)",
     )
     p.add_argument("--task-memory", type=int, default=1 << 30, help="dedup.task_memory")
+    p.add_argument(
+        "--exact-family",
+        action="store_true",
+        help="families of the --docs runs are exact copies only (one exact group of K "
+        "documents: every band key and the exact key shared by all K, like a template page)",
+    )
     p.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray cluster")
     p.add_argument("--workdir", required=True, help="scratch folder")
     p.add_argument("--json", help="write the results here")
@@ -463,6 +473,7 @@ def main() -> int:
             )
         for n in args.docs:
             plan = Plan(n, args.dup_fraction, args.max_family, args.chain, args.docs_per_file)
+            plan.exact_families = args.exact_family
             results.append(run_case(f"n{n}", plan, args.workdir, args))
     finally:
         ray.shutdown()

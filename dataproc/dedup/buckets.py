@@ -19,6 +19,8 @@ where it finds them, without a random read of anybody's signature (see ``docs/cl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -258,15 +260,9 @@ def check_band_file(pf: Any, path: str, num_perm: int) -> int:
     return int(kv[EXACT_BAND_METADATA_KEY])
 
 
-def read_key_range(
-    path: str, lo: int, hi: int, num_perm: int, doc_offset: int = 0
-) -> tuple[NDArray[np.uint8], NDArray[np.uint64], NDArray[np.uint64], NDArray[np.uint8], int]:
-    """Rows of band file ``path`` with ``lo <= key < hi``: band, key, doc, sketch, exact band.
-
-    Reads only the row groups whose key statistics overlap the range, one at a time.
-    ``doc_offset`` is added to every doc (``--dedup-against`` puts earlier outputs' documents
-    in front of this run's; see ``dataproc.dedup.phase2``).
-    """
+@contextmanager
+def _open_band_file(path: str, num_perm: int) -> Iterator[tuple[Any, int]]:
+    """The ParquetFile of a band file and its exact-key band id; clear errors when unusable."""
     import pyarrow.parquet as pq
 
     from dataproc.io import fs
@@ -276,33 +272,46 @@ def read_key_range(
             f"{path}: band-key file is missing; phase 1 of its input did not finish with this "
             "version (rerun; if it persists delete _work/ and rerun)"
         )
-    bands, keys, docs, sketches = [], [], [], []
     try:
         with fs.open_input(path) as f:
             pf = pq.ParquetFile(f)
-            exact_band = check_band_file(pf, path, num_perm)
-            for g in select_row_groups(pf, "key", lo, hi):
-                t = pf.read_row_group(g, columns=["band", "key", "doc", "sketch"])
-                key = np.asarray(t.column("key").to_numpy(), dtype=np.uint64)
-                sel = np.flatnonzero((key >= np.uint64(lo)) & (key <= np.uint64(hi - 1)))
-                if len(sel) == 0:
-                    continue
-                keys.append(key[sel])
-                bands.append(np.asarray(t.column("band").to_numpy(), dtype=np.uint8)[sel])
-                docs.append(np.asarray(t.column("doc").to_numpy(), dtype=np.uint64)[sel])
-                sk = t.column("sketch").combine_chunks()
-                matrix = np.frombuffer(
-                    sk.buffers()[1],
-                    dtype=np.uint8,
-                    count=len(sk) * num_perm,
-                    offset=sk.offset * num_perm,
-                ).reshape(len(sk), num_perm)
-                sketches.append(matrix[sel].copy())
-                del t, sk, matrix
+            yield pf, check_band_file(pf, path, num_perm)
     except DedupError:
         raise
     except (OSError, ValueError, KeyError) as e:
         raise DedupError(f"{path}: cannot read band-key file: {e}") from None
+
+
+def _sketch_matrix(sk: Any, num_perm: int) -> NDArray[np.uint8]:
+    """The ``sketch`` column (one chunk) as an (n, num_perm) uint8 view of its buffer."""
+    return np.frombuffer(
+        sk.buffers()[1], dtype=np.uint8, count=len(sk) * num_perm, offset=sk.offset * num_perm
+    ).reshape(len(sk), num_perm)
+
+
+def read_key_range(
+    path: str, lo: int, hi: int, num_perm: int, doc_offset: int = 0
+) -> tuple[NDArray[np.uint8], NDArray[np.uint64], NDArray[np.uint64], NDArray[np.uint8], int]:
+    """Rows of band file ``path`` with ``lo <= key < hi``: band, key, doc, sketch, exact band.
+
+    Reads only the row groups whose key statistics overlap the range, one at a time.
+    ``doc_offset`` is added to every doc (``--dedup-against`` puts earlier outputs' documents
+    in front of this run's; see ``dataproc.dedup.phase2``).
+    """
+    bands, keys, docs, sketches = [], [], [], []
+    with _open_band_file(path, num_perm) as (pf, exact_band):
+        for g in select_row_groups(pf, "key", lo, hi):
+            t = pf.read_row_group(g, columns=["band", "key", "doc", "sketch"])
+            key = np.asarray(t.column("key").to_numpy(), dtype=np.uint64)
+            sel = np.flatnonzero((key >= np.uint64(lo)) & (key <= np.uint64(hi - 1)))
+            if len(sel) == 0:
+                continue
+            keys.append(key[sel])
+            bands.append(np.asarray(t.column("band").to_numpy(), dtype=np.uint8)[sel])
+            docs.append(np.asarray(t.column("doc").to_numpy(), dtype=np.uint64)[sel])
+            sk = t.column("sketch").combine_chunks()
+            sketches.append(_sketch_matrix(sk, num_perm)[sel].copy())
+            del t, sk
     if not keys:
         return (
             np.empty(0, np.uint8),
@@ -315,3 +324,49 @@ def read_key_range(
     if doc_offset:
         doc += np.uint64(doc_offset)
     return np.concatenate(bands), np.concatenate(keys), doc, np.concatenate(sketches), exact_band
+
+
+def read_key_counts(
+    path: str, lo: int, hi: int, num_perm: int
+) -> tuple[NDArray[np.uint64], NDArray[np.int64], int]:
+    """Distinct keys of band file ``path`` in ``[lo, hi)`` with their row counts, exact band.
+
+    Reads the ``key`` column only (8 bytes per row, one row group at a time); the file is
+    sorted by key, so each row group's keys are counted by their runs.
+    """
+    keys, counts = [], []
+    with _open_band_file(path, num_perm) as (pf, exact_band):
+        for g in select_row_groups(pf, "key", lo, hi):
+            t = pf.read_row_group(g, columns=["key"])
+            key = np.asarray(t.column("key").to_numpy(), dtype=np.uint64)
+            key = key[(key >= np.uint64(lo)) & (key <= np.uint64(hi - 1))]
+            if len(key) == 0:
+                continue
+            start = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+            keys.append(key[start])
+            counts.append(np.diff(np.append(start, len(key))).astype(np.int64))
+    if not keys:
+        return np.empty(0, np.uint64), np.empty(0, np.int64), exact_band
+    return np.concatenate(keys), np.concatenate(counts), exact_band
+
+
+def iter_key_rows(
+    path: str, key: int, num_perm: int, doc_offset: int = 0
+) -> Iterator[tuple[NDArray[np.uint8], NDArray[np.uint64], NDArray[np.uint8]]]:
+    """The rows of one key value in band file ``path``, a row group at a time, in file order
+    ((band, doc) order: files are sorted by (key, band, doc)): (band, doc, sketch) chunks."""
+    with _open_band_file(path, num_perm) as (pf, _):
+        for g in select_row_groups(pf, "key", key, key + 1):
+            t = pf.read_row_group(g, columns=["band", "key", "doc", "sketch"])
+            k = np.asarray(t.column("key").to_numpy(), dtype=np.uint64)
+            sel = np.flatnonzero(k == np.uint64(key))
+            if len(sel) == 0:
+                continue
+            band = np.asarray(t.column("band").to_numpy(), dtype=np.uint8)[sel]
+            doc = np.asarray(t.column("doc").to_numpy(), dtype=np.uint64)[sel]
+            if doc_offset:
+                doc += np.uint64(doc_offset)
+            sk = t.column("sketch").combine_chunks()
+            sketch = _sketch_matrix(sk, num_perm)[sel].copy()
+            del t, sk
+            yield band, doc, sketch

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dataproc.dedup.components import (
+    EDGE_ROW_BYTES,
+    NODE_BYTES,
     REASON_EXACT,
     REASON_NEAR,
     finish_range,
@@ -37,7 +39,7 @@ from dataproc.dedup.components import (
     star_round,
 )
 from dataproc.dedup.config import DedupConfig
-from dataproc.dedup.edges import find_bucket_edges
+from dataproc.dedup.edges import band_row_bytes, find_bucket_edges
 from dataproc.errors import DedupError
 from dataproc.io.layout import DedupLayout
 
@@ -60,16 +62,6 @@ Raises (any exception) if a unit failed: the Ray driver records the failure and 
 
 MAX_ROUNDS = 200
 """Star rounds before giving up (log² of any realistic component diameter is far below)."""
-
-EDGE_ROW_BYTES = 64
-"""Peak bytes per directed edge row in a star task (two uint64 + sort order + outputs)."""
-
-
-def band_row_bytes(num_perm: int) -> int:
-    """Peak bytes per band row in a bucket task: the rows as read (per row group, then
-    concatenated), the candidate copy, the sort order and the near rows' sketches. Measured:
-    ~390 B per row with 112 permutations at 10 M documents (docs/cluster.md)."""
-    return 4 * (17 + num_perm) + 32
 
 
 @dataclass(frozen=True)
@@ -193,7 +185,16 @@ def run_phase2(
         (
             str(t),
             find_bucket_edges,
-            (srcs, lo, hi, edge_files[t], exact_files[t], config.num_perm, config.min_similarity),
+            (
+                srcs,
+                lo,
+                hi,
+                edge_files[t],
+                exact_files[t],
+                config.num_perm,
+                config.min_similarity,
+                config.task_memory,
+            ),
         )
         for t, (lo, hi) in enumerate(buckets)
     ]
@@ -211,15 +212,31 @@ def run_phase2(
         summary.tasks["components"] = 1
         summary.tasks["star_rounds"] = 0
     else:
+        # Star tasks hold per-node state for their range (not its edges: those stream), and
+        # a range's nodes are documents of its inputs, at most band rows / bands of them.
+        docs = sum(s.rows for s in sources) // max(1, config.bands)
+        parts = max(parts, math.ceil(docs * NODE_BYTES / config.task_memory))
         ranges = _node_ranges(sources, parts, id_space)
-        current, rounds = star_components(edge_files, ranges, dedup_dir, execute)
+        current, rounds = star_components(
+            edge_files, ranges, dedup_dir, execute, config.task_memory
+        )
         results = execute(
             "dedup-removed",
             [
                 (
                     str(q),
                     finish_range,
-                    (current, exact_files, lo, hi, offsets, run_inputs, removed_dir, True),
+                    (
+                        current,
+                        exact_files,
+                        lo,
+                        hi,
+                        offsets,
+                        run_inputs,
+                        removed_dir,
+                        True,
+                        config.task_memory,
+                    ),
                 )
                 for q, (lo, hi) in enumerate(ranges)
             ],
@@ -260,7 +277,7 @@ def _compact(
             (
                 str(b // size),
                 compact_band_files,
-                (srcs, path, config.num_perm, config.bands, chunks),
+                (srcs, path, config.num_perm, config.bands, chunks, config.task_memory),
             )
         )
         out.append((path, 0, None))
@@ -269,12 +286,18 @@ def _compact(
 
 
 def star_components(
-    edge_files: list[str], ranges: list[tuple[int, int]], dedup_dir: str, execute: Execute
+    edge_files: list[str],
+    ranges: list[tuple[int, int]],
+    dedup_dir: str,
+    execute: Execute,
+    task_memory: int = 1 << 30,
 ) -> tuple[list[str], int]:
     """Large-star/small-star rounds over the input ``ranges`` until the edges are min-stars.
 
-    Returns the files holding the min-star edges (one per range) and the number of large-star
-    rounds run. Files of finished rounds are deleted as soon as the next round is written.
+    Returns the files holding the min-star edges (one per range: the last large-star round's
+    output, in which every star edge is written once, by its centre's task) and the number of
+    large-star rounds run. Files of finished rounds are deleted as soon as the next round is
+    written (the bucket tasks' ``edge_files`` are kept).
     """
     from dataproc.io import fs
 
@@ -287,26 +310,26 @@ def star_components(
         res = execute(
             f"dedup-components-{rounds}L",
             [
-                (str(q), star_round, ("large", current, lo << 32, hi << 32, large[q]))
+                (str(q), star_round, ("large", current, lo << 32, hi << 32, large[q], task_memory))
                 for q, (lo, hi) in enumerate(ranges)
             ],
         )
         rounds += 1
-        if sum(r["unstable"] for r in res.values()) == 0:
-            for p in large:
+        if current is not edge_files:
+            for p in current:
                 fs.remove(p)
-            return current, rounds
+        if sum(r["unstable"] for r in res.values()) == 0:
+            # The input was min-stars already: a large-star round maps min-stars onto
+            # themselves, each edge emitted once by its centre's task (no repeats).
+            return large, rounds
         small = [files.star_round(rounds - 1, "s", q) for q in range(len(ranges))]
         execute(
             f"dedup-components-{rounds - 1}S",
             [
-                (str(q), star_round, ("small", large, lo << 32, hi << 32, small[q]))
+                (str(q), star_round, ("small", large, lo << 32, hi << 32, small[q], task_memory))
                 for q, (lo, hi) in enumerate(ranges)
             ],
         )
-        if current is not edge_files:
-            for p in current:
-                fs.remove(p)
         for p in large:
             fs.remove(p)
         current = small

@@ -19,10 +19,12 @@ propagation, which needs as many rounds as the diameter. A sharded union-find wi
 rounds was the other option; its merge tasks hold the union of their children's node sets,
 which grows with the component, so it does not keep memory bounded.
 
-Memory per task: ~40 bytes x the edge rows of its node range. A component's centre collects
-one row per member at the end, so one component of k documents needs ~40 k bytes in one task
-(k = 25 M at 1 GiB): the budget bounds every task except the one holding a component larger
-than that (see docs/cluster.md).
+Memory per task does not depend on degrees: a task first folds its range's rows, a row
+group at a time, into per-node (smallest, largest neighbour) — all the star rules need —, then
+streams the rows again and emits; its output is collected by ``dataproc.dedup.runs.SortedPairs``
+(sorted runs spilled and merged when large). So a hub (a component's centre collects one row
+per member) costs one node's state, and a task holds ~``NODE_BYTES`` per node of its range
+(node ranges are planned from documents and edges) plus bounded batches.
 
 When all verified edges fit in one task's budget, ``local_components`` (one vectorized
 union-find) is used instead: it yields exactly the same components.
@@ -30,11 +32,12 @@ union-find) is used instead: it yields exactly the same components.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dataproc.dedup.edges import write_edges
 from dataproc.errors import DedupError
 from dataproc.io.layout import DedupLayout
 
@@ -46,16 +49,16 @@ REASON_NEAR = "near_duplicate"
 _NONE = np.uint64(np.iinfo(np.uint64).max)
 
 
-def _read_range(
+def _iter_range(
     paths: list[str], columns: tuple[str, str], lo: int, hi: int
-) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
-    """Rows of the files (sorted by ``columns[0]``) with ``lo <= columns[0] < hi``."""
+) -> Iterator[tuple[NDArray[np.uint64], NDArray[np.uint64]]]:
+    """Rows of the files (sorted by ``columns[0]``) with ``lo <= columns[0] < hi``, a row
+    group at a time."""
     import pyarrow.parquet as pq
 
     from dataproc.dedup.buckets import select_row_groups
     from dataproc.io import fs
 
-    first, second = [], []
     for path in sorted(paths):
         if not fs.exists(path):
             raise DedupError(
@@ -70,10 +73,20 @@ def _read_range(
                     a = np.asarray(t.column(columns[0]).to_numpy(), dtype=np.uint64)
                     b = np.asarray(t.column(columns[1]).to_numpy(), dtype=np.uint64)
                     sel = (a >= np.uint64(lo)) & (a <= np.uint64(hi - 1))
-                    first.append(a[sel])
-                    second.append(b[sel])
+                    if sel.any():
+                        yield a[sel], b[sel]
         except (OSError, ValueError, KeyError) as e:
             raise DedupError(f"{path}: cannot read dedup work file: {e}") from None
+
+
+def _read_range(
+    paths: list[str], columns: tuple[str, str], lo: int, hi: int
+) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+    """Rows of the files (sorted by ``columns[0]``) with ``lo <= columns[0] < hi``."""
+    first, second = [], []
+    for a, b in _iter_range(paths, columns, lo, hi):
+        first.append(a)
+        second.append(b)
     if not first:
         return np.empty(0, np.uint64), np.empty(0, np.uint64)
     return np.concatenate(first), np.concatenate(second)
@@ -114,42 +127,120 @@ def read_edges(paths: list[str], lo: int, hi: int) -> tuple[NDArray[np.uint64], 
     return _distinct(np.concatenate([acc_x, *xs]), np.concatenate([acc_y, *ys]))
 
 
-def _node_runs(x: NDArray[np.uint64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Start of each node's run of rows, and each row's run number."""
-    first = np.concatenate(([True], x[1:] != x[:-1]))
-    return np.flatnonzero(first), np.cumsum(first) - 1
+NODE_BYTES = 96
+"""Peak bytes per node of a star task's per-node state (node, min, max, count, merge sort)."""
 
 
-def star_round(kind: str, paths: list[str], lo: int, hi: int, out_path: str) -> dict[str, int]:
+@dataclass
+class NodeStats:
+    """Per node ``x`` of a range (sorted): smallest and largest neighbour, number of rows."""
+
+    node: NDArray[np.uint64]
+    low: NDArray[np.uint64]
+    high: NDArray[np.uint64]
+    rows: NDArray[np.int64]
+
+    @staticmethod
+    def fold(
+        node: NDArray[np.uint64], low: NDArray[np.uint64], high: NDArray[np.uint64], rows: Any
+    ) -> NodeStats:
+        """One entry per distinct node: min of ``low``, max of ``high``, sum of ``rows``."""
+        if len(node) == 0:
+            return NodeStats(node, low, high, np.asarray(rows, dtype=np.int64))
+        order = np.argsort(node, kind="stable")
+        node, low, high, rows = node[order], low[order], high[order], rows[order]
+        start = np.flatnonzero(np.concatenate(([True], node[1:] != node[:-1])))
+        return NodeStats(
+            node[start],
+            np.minimum.reduceat(low, start),
+            np.maximum.reduceat(high, start),
+            np.add.reduceat(rows, start),
+        )
+
+    def merge(self, other: NodeStats) -> NodeStats:
+        """The stats of both row sets."""
+        return NodeStats.fold(
+            np.concatenate((self.node, other.node)),
+            np.concatenate((self.low, other.low)),
+            np.concatenate((self.high, other.high)),
+            np.concatenate((self.rows, other.rows)),
+        )
+
+
+def node_stats(
+    paths: list[str], lo: int, hi: int, task_memory: int
+) -> tuple[NodeStats, tuple[NDArray[np.uint64], NDArray[np.uint64]] | None]:
+    """``NodeStats`` of the rows with x in ``[lo, hi)``, read a row group at a time and folded
+    every ``task_memory / 4`` bytes of rows: memory grows with the range's nodes, not with
+    their degree (a hub of 100 M documents costs one node). Also returns the rows themselves
+    when they were never folded (they fit; a second pass need not read them again)."""
+    batch_rows = max(1, task_memory // (4 * EDGE_ROW_BYTES))
+    empty = np.empty(0, np.uint64)
+    acc = NodeStats(empty, empty, empty, np.empty(0, np.int64))
+    xs: list[NDArray[np.uint64]] = []
+    ys: list[NDArray[np.uint64]] = []
+    pending = 0
+    folded = False
+    for x, y in _iter_range(paths, ("x", "y"), lo, hi):
+        xs.append(x)
+        ys.append(y)
+        pending += len(x)
+        if pending >= batch_rows:
+            x, y = np.concatenate(xs), np.concatenate(ys)
+            acc = acc.merge(NodeStats.fold(x, y, y, np.ones(len(x), np.int64)))
+            folded = True  # too many rows to keep: a second pass reads them again
+            xs, ys, pending = [], [], 0
+    x = np.concatenate(xs) if xs else empty
+    y = np.concatenate(ys) if ys else empty
+    acc = acc.merge(NodeStats.fold(x, y, y, np.ones(len(x), np.int64)))
+    return acc, (None if folded else (x, y))
+
+
+EDGE_ROW_BYTES = 64
+"""Peak bytes per edge row a star task holds (two uint64 + sort order + outputs)."""
+
+
+def star_round(
+    kind: str, paths: list[str], lo: int, hi: int, out_path: str, task_memory: int = 1 << 30
+) -> dict[str, int]:
     """One large-star (``kind='large'``) or small-star task over the nodes ``[lo, hi)``.
 
     Writes the emitted edges to ``out_path``; returns ``{"unstable": nodes of the INPUT that
     are not yet leaves or centres of a min-star, "edges": edges written}``.
+
+    Two passes, neither holding a node's adjacency: the first folds each node's rows into
+    (smallest, largest neighbour) — ``m = min(Γ(u) ∪ {u})`` and "degree > 1" (largest ≠
+    smallest) are all the rules need —, the second streams the rows again and emits; the
+    output is collected by ``SortedPairs`` (spilled and merged when large). Repeated rows give
+    repeated outputs, which the output drops: the result is the distinct rows' result.
     """
-    x, y = read_edges(paths, lo, hi)
-    empty = np.empty(0, np.uint64)
-    if len(x) == 0:
-        return {"unstable": 0, "edges": write_edges(empty, empty, out_path)}
-    start, run = _node_runs(x)
-    u = x[start]
-    degree = np.diff(np.append(start, len(x)))
-    if kind == "large":
-        min_nb = np.minimum.reduceat(y, start)
-        unstable = int(((min_nb < u) & (degree > 1)).sum())
-        m = np.minimum(u, min_nb)
-        emit = y > x
-        a, b = y[emit], m[run[emit]]
-    elif kind == "small":
-        unstable = 0
-        smaller = np.where(y < x, y, _NONE)
-        m = np.minimum(u, np.minimum.reduceat(smaller, start))
-        emit = (y < x) & (y != m[run])
-        own = m != u
-        a = np.concatenate((y[emit], u[own]))
-        b = np.concatenate((m[run[emit]], m[own]))
-    else:
+    from dataproc.dedup.edges import EDGE_ROW_GROUP
+    from dataproc.dedup.runs import PAIR_ROW_BYTES, SortedPairs
+
+    if kind not in ("large", "small"):
         raise DedupError(f"star_round: kind must be 'large' or 'small', got {kind!r}")
-    return {"unstable": unstable, "edges": write_edges(a, b, out_path)}
+    stats, held = node_stats(paths, lo, hi, task_memory)
+    u, low = stats.node, stats.low
+    m = np.minimum(u, low)
+    out = SortedPairs(
+        out_path, ("x", "y"), max(1, task_memory // (4 * PAIR_ROW_BYTES)), EDGE_ROW_GROUP
+    )
+
+    def emit(a: NDArray[np.uint64], b: NDArray[np.uint64]) -> None:
+        out.add(np.concatenate((a, b)), np.concatenate((b, a)))
+
+    blocks = [held] if held is not None else _iter_range(paths, ("x", "y"), lo, hi)
+    for x, y in blocks:
+        mx = m[np.searchsorted(u, x)]
+        sel = y > x if kind == "large" else (y < x) & (y != mx)
+        emit(y[sel], mx[sel])
+    if kind == "large":
+        unstable = int(((low < u) & (stats.high != low)).sum())
+    else:
+        unstable = 0
+        own = m != u
+        emit(u[own], m[own])
+    return {"unstable": unstable, "edges": out.close() // 2}
 
 
 def _components(n: int, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -211,21 +302,24 @@ def finish_range(
     run_inputs: list[int],
     removed_dir: str,
     converged: bool,
+    task_memory: int = 1 << 30,
 ) -> dict[str, Any]:
     """Write the removal files of this run's inputs in ``[input_lo, input_hi)`` (id space).
 
-    ``converged``: the edge files are min-stars (the last star round's input); otherwise
+    ``converged``: the edge files are min-stars (the last large-star round's output, where
+    every edge is written once: ``star_components``); otherwise
     they are the bucket tasks' edges and one local union-find is run over them (then the
     range must be the whole id space). ``offsets``: the first id-space input of each
     ``--dedup-against`` output, then of this run (last). Returns partial summary counters.
     """
     lo, hi = input_lo << 32, input_hi << 32
     if converged:
-        x, y = read_edges(edge_paths, lo, hi)
-        is_leaf = y < x
-        leaf, centre = x[is_leaf], y[is_leaf]
-        cx = x[~is_leaf]
-        centres, counts = np.unique(cx, return_counts=True)
+        # Min-stars as the last large-star round writes them: each edge once, in one file.
+        # A leaf's one row names its centre; a centre's rows count its leaves.
+        stats, _ = node_stats(edge_paths, lo, hi, task_memory)
+        is_leaf = stats.low < stats.node
+        leaf, centre = stats.node[is_leaf], stats.low[is_leaf]
+        centres, counts = stats.node[~is_leaf], stats.rows[~is_leaf]
     else:
         leaf, centre = local_components(edge_paths, lo, hi)
         centres, counts = np.unique(centre, return_counts=True)

@@ -77,7 +77,8 @@ class DedupConfig(StrictModel):
         description="Memory budget in bytes of every phase-2 task (bucket, component and "
         "removal tasks): their number is derived from the band rows and edges so that each "
         "stays under it whatever the corpus size (Ray is also told, as the tasks' `memory`). "
-        "See docs/cluster.md for what exceeds it (one component of > ~25 M documents per GiB).",
+        "Groups of any size (one band key shared by millions of documents, a component's "
+        "centre with millions of members) are streamed, not held (docs/cluster.md).",
     )
     compact_inputs: int = Field(
         64,

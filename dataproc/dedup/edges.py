@@ -20,6 +20,11 @@ i.e. the 8-bit estimate of J is the full signature's plus at most 0.0012 at J = 
 reading signatures for the candidates of every bucket task would read (almost) every signature
 file once per task — IO growing as tasks x corpus, i.e. quadratically.
 
+Memory: a task whose range holds more rows than ``task_memory`` allows (one band key shared by
+millions of documents: an empty template page) processes key sub-ranges one at a time and
+streams each *heavy* key in doc order (``LeaderStream`` is the leader rule above, fed a block at
+a time); its edges go through ``dataproc.dedup.runs.SortedPairs``. Same edges, same counters.
+
 Outputs (one of each per task, never one per input):
 - edges file: columns ``x``, ``y`` (uint64), every undirected edge in both orientations,
   sorted by (x, y) — the input format of ``dataproc.dedup.components``;
@@ -29,6 +34,7 @@ Outputs (one of each per task, never one per input):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -90,42 +96,87 @@ def compact_band_files(
     num_perm: int,
     exact_band: int,
     chunks: int,
+    task_memory: int = 1 << 30,
 ) -> int:
     """Merge band files into one key-sorted band file (doc ids already in the id space).
 
     The merged file has the band-file layout, so bucket tasks read it like any input's: with
     many inputs, each bucket task then opens one file per batch instead of one per input.
-    Done in ``chunks`` key ranges, one at a time, so memory is the batch's rows / ``chunks``.
+    Done in ``chunks`` key ranges, one at a time, so memory is the batch's rows / ``chunks``;
+    a chunk over half the budget (one key shared by most of the batch's documents) is split
+    like a bucket task's range, its heavy keys copied as streams in (band, doc) order.
     Returns the number of rows written.
     """
     import pyarrow.parquet as pq
 
-    from dataproc.dedup.buckets import BAND_ROW_GROUP, KEY_SPACE, band_table
+    from dataproc.dedup.buckets import BAND_ROW_GROUP, KEY_SPACE
     from dataproc.io import fs
 
     rows = 0
+    # Merging holds rows as read, concatenated, sorted and as an Arrow table: 2 x a bucket
+    # task's bytes per row, hence half the budget in the bucket task's terms.
+    half = task_memory // 2
+    light = max(1, half // (4 * band_row_bytes(num_perm)))
     with fs.atomic_write(out_path) as f:
         writer = None
         for c in range(chunks):
             lo, hi = KEY_SPACE * c // chunks, KEY_SPACE * (c + 1) // chunks
-            band, key, doc, sketch, eb = _load_sources(sources, lo, hi, num_perm)
-            if eb not in (-1, exact_band):
-                raise DedupError(
-                    f"{out_path}: inputs hold exact keys in band {eb}, expected {exact_band} "
-                    "(dedup.bands differs from the run that wrote them)"
+            units, _ = _plan_units(sources, lo, hi, num_perm, light, half)
+            for u, (klo, khi, heavy) in enumerate(units):
+                last = c == chunks - 1 and u == len(units) - 1
+                tables = (
+                    _heavy_tables(sources, klo, num_perm, exact_band)
+                    if heavy
+                    else [_sorted_table(sources, klo, khi, num_perm, exact_band, out_path)]
                 )
-            order = np.lexsort((doc, band, key))
-            table = band_table(band[order], key[order], doc[order], sketch[order], exact_band)
-            del band, key, doc, sketch, order
-            if writer is None:
-                writer = pq.ParquetWriter(f, table.schema, compression="zstd", compression_level=1)
-            if table.num_rows or c == chunks - 1:
-                writer.write_table(table, row_group_size=BAND_ROW_GROUP)
-            rows += table.num_rows
+                for table in tables:
+                    if writer is None:
+                        writer = pq.ParquetWriter(
+                            f, table.schema, compression="zstd", compression_level=1
+                        )
+                    if table.num_rows or last:
+                        writer.write_table(table, row_group_size=BAND_ROW_GROUP)
+                    rows += table.num_rows
         if writer is not None:
             writer.close()
     _release_arrow_memory()
     return rows
+
+
+def _sorted_table(
+    sources: list[tuple[str, int, str | None]],
+    lo: int,
+    hi: int,
+    num_perm: int,
+    exact_band: int,
+    out_path: str,
+) -> Any:
+    """The rows of ``[lo, hi)`` of every source as one band table sorted by (key, band, doc)."""
+    from dataproc.dedup.buckets import band_table
+
+    band, key, doc, sketch, eb = _load_sources(sources, lo, hi, num_perm)
+    if eb not in (-1, exact_band):
+        raise DedupError(
+            f"{out_path}: inputs hold exact keys in band {eb}, expected {exact_band} "
+            "(dedup.bands differs from the run that wrote them)"
+        )
+    order = np.lexsort((doc, band, key))
+    return band_table(band[order], key[order], doc[order], sketch[order], exact_band)
+
+
+def _heavy_tables(
+    sources: list[tuple[str, int, str | None]], key: int, num_perm: int, exact_band: int
+) -> Iterator[Any]:
+    """One key's rows of every source as band tables of ``STREAM_ROWS``, in (band, doc) order."""
+    from dataproc.dedup.buckets import band_table
+
+    bands, _ = _bands_of(sources, key, num_perm)
+    for band in bands:
+        for doc, sketch in _chunks(_key_rows(sources, key, band, num_perm)):
+            n = len(doc)
+            yield band_table(
+                np.full(n, band, np.uint8), np.full(n, key, np.uint64), doc, sketch, exact_band
+            )
 
 
 def _release_arrow_memory() -> None:
@@ -216,6 +267,17 @@ def _leader_edges(
     return a, b, {"pairs_checked": checked, "pairs_rejected": rejected, "unlinked": unlinked}
 
 
+def band_row_bytes(num_perm: int) -> int:
+    """Peak bytes per band row in a bucket task: the rows as read (per row group, then
+    concatenated), the candidate copy, the sort order and the near rows' sketches. Measured:
+    ~390 B per row with 112 permutations at 10 M documents (docs/cluster.md)."""
+    return 4 * (17 + num_perm) + 32
+
+
+KEY_COUNT_BYTES = 48
+"""Peak bytes per distinct key of a bucket task's key pass (key, count, their merge sort)."""
+
+
 def find_bucket_edges(
     sources: list[tuple[str, int, str | None]],
     lo: int,
@@ -224,20 +286,296 @@ def find_bucket_edges(
     exact_path: str,
     num_perm: int,
     min_similarity: float,
+    task_memory: int = 1 << 30,
 ) -> dict[str, int]:
     """Verified edges of the keys in ``[lo, hi)`` of every band file; see the module doc.
 
     ``sources`` are ``(band file, input offset, removal file or None)``: the offset (in input
     units) is added to the input part of every doc id, and documents listed in the removal file
     are ignored (both for ``--dedup-against`` outputs). Returns counters for the summary.
+
+    Memory stays under ``task_memory`` whatever the group sizes: a first pass reads only the
+    key column and counts rows per key; the keys are then processed in key sub-ranges of at
+    most ``rows`` rows (a quarter of the budget), and a key with more rows than that (a
+    *heavy* key: a page copied millions of times) is streamed in doc order (``_stream_key``).
+    Edges and exact rows are collected by ``SortedPairs`` (spilled and merged when large).
+    The result does not depend on the split: every (band, key) group is resolved whole.
     """
-    band, key, doc, sketch, exact_band = _load_sources(sources, lo, hi, num_perm)
-    result = edges_of_rows(band, key, doc, sketch, exact_band, need_for(min_similarity, num_perm))
-    del band, key, doc, sketch
-    result.stats["edges"] = write_edges(result.a, result.b, edges_path)
-    write_exact(result.exact_doc, result.exact_min, exact_path)
+    from dataproc.dedup.runs import PAIR_ROW_BYTES, SortedPairs
+
+    need = need_for(min_similarity, num_perm)
+    rows = max(1, task_memory // (4 * band_row_bytes(num_perm)))  # heavy: a key above this
+    spill = max(1, task_memory // (8 * PAIR_ROW_BYTES))
+    units, exact_band = _plan_units(sources, lo, hi, num_perm, rows, task_memory)
+    edges = SortedPairs(edges_path, ("x", "y"), spill, EDGE_ROW_GROUP)
+    exact = SortedPairs(exact_path, ("doc", "exact_min"), spill, EDGE_ROW_GROUP)
+    stats = {"band_rows": 0, "candidate_rows": 0, "pairs_checked": 0}
+    stats.update({"pairs_rejected": 0, "unlinked": 0})
+    for klo, khi, heavy in units:
+        if heavy:
+            part = _stream_key(sources, klo, num_perm, exact_band, need, edges, exact)
+        else:
+            band, key, doc, sketch, eb = _load_sources(sources, klo, khi, num_perm)
+            result = edges_of_rows(band, key, doc, sketch, eb, need)
+            del band, key, doc, sketch
+            edges.add(np.concatenate((result.a, result.b)), np.concatenate((result.b, result.a)))
+            exact.add(result.exact_doc, result.exact_min)
+            part = result.stats
+            del result
+        for k in stats:
+            stats[k] += part[k]
+    stats["edges"] = edges.close() // 2
+    exact.close()
     _release_arrow_memory()
-    return result.stats
+    return stats
+
+
+def _plan_units(
+    sources: list[tuple[str, int, str | None]],
+    lo: int,
+    hi: int,
+    num_perm: int,
+    rows: int,
+    task_memory: int,
+) -> tuple[list[tuple[int, int, bool]], int]:
+    """Key sub-ranges ``(klo, khi, heavy)`` of ``[lo, hi)`` with < 3 x ``rows`` rows each,
+    or a single heavy key (> ``rows`` rows) ``(k, k + 1, True)``; and the exact band id.
+
+    Counts are taken before ``--dedup-against`` removals (an upper bound). When the whole
+    range fits the budget (the case ``plan_buckets`` plans for), the one unit is ``[lo, hi)``
+    itself: the in-memory path, unchanged.
+    """
+    from dataproc.dedup.buckets import read_key_counts
+
+    keys: list[NDArray[np.uint64]] = []
+    counts: list[NDArray[np.int64]] = []
+    held = 0
+    acc_k, acc_c = np.empty(0, np.uint64), np.empty(0, np.int64)
+    exact_band: int | None = None
+    for path, _offset, _removed in sources:
+        k, c, eb = read_key_counts(path, lo, hi, num_perm)
+        if exact_band is not None and eb != exact_band:
+            raise DedupError(
+                f"{path}: exact-key band {eb} differs from {exact_band} in the other band "
+                "files (mixed dedup.bands settings); delete _work/ and rerun"
+            )
+        exact_band = eb
+        keys.append(k)
+        counts.append(c)
+        held += len(k)
+        if held * KEY_COUNT_BYTES >= task_memory // 8:
+            acc_k, acc_c = _sum_by_key(
+                np.concatenate([acc_k, *keys]), np.concatenate([acc_c, *counts])
+            )
+            keys, counts, held = [], [], 0
+    uk, cnt = _sum_by_key(np.concatenate([acc_k, *keys]), np.concatenate([acc_c, *counts]))
+    eb_out = -1 if exact_band is None else exact_band
+    if int(cnt.sum()) * band_row_bytes(num_perm) <= task_memory * 5 // 4:
+        # The planned case, read at once as before: ranges hold ≤ the budget on average, and
+        # one a little above it (key-hash variance) still fits: ``band_row_bytes`` is ~40 %
+        # above the measured bytes per row.
+        return [(lo, hi, False)], eb_out
+    heavy = cnt > rows
+    # Light keys in consecutive chunks of < 2 x ``rows`` rows + one light key (< ``rows``):
+    # ≤ 3/4 of the budget with the output collected beside them; each heavy key alone.
+    light = np.where(heavy, 0, cnt)
+    chunk = (np.cumsum(light) - light) // (2 * rows)
+    cut = np.ones(len(uk), dtype=bool)
+    cut[1:] = heavy[1:] | heavy[:-1] | (chunk[1:] != chunk[:-1])
+    starts = np.flatnonzero(cut)
+    ends = np.append(starts[1:], len(uk)) - 1
+    units = [
+        (int(uk[s]), int(uk[e]) + 1, bool(heavy[s]))
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+    ]
+    return units, eb_out
+
+
+def _sum_by_key(keys: NDArray[np.uint64], counts: NDArray[np.int64]) -> tuple[Any, Any]:
+    """Distinct keys (sorted) with their summed counts."""
+    if len(keys) == 0:
+        return keys, counts
+    order = np.argsort(keys, kind="stable")
+    keys, counts = keys[order], counts[order]
+    start = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    return keys[start], np.add.reduceat(counts, start)
+
+
+STREAM_ROWS = 1 << 16
+"""Rows of a heavy key processed at once (the unit of its streamed verification)."""
+
+
+def _key_rows(
+    sources: list[tuple[str, int, str | None]], key: int, band: int | None, num_perm: int
+) -> Iterator[tuple[NDArray[np.uint8], NDArray[np.uint64], NDArray[np.uint8]]]:
+    """Rows of one key (of one band, if given) of every source, in increasing doc order.
+
+    Sources are in id-space order and cover disjoint, increasing doc ranges (one input each,
+    or a compacted batch of consecutive inputs), and each file is sorted by (key, band, doc):
+    reading them in order gives a (key, band) group in doc order. Checked as it is read.
+    """
+    from dataproc.dedup.buckets import iter_key_rows
+
+    last = -1
+    for path, offset, removed in sources:
+        gone = None
+        for b, doc, sketch in iter_key_rows(path, key, num_perm, offset << 32):
+            if band is not None:
+                sel = b == band
+                b, doc, sketch = b[sel], doc[sel], sketch[sel]
+            if removed is not None and len(doc):
+                if gone is None:
+                    gone = load_removed_docs(removed) + np.uint64(offset << 32)
+                keep = ~np.isin(doc, gone)
+                b, doc, sketch = b[keep], doc[keep], sketch[keep]
+            if len(doc) == 0:
+                continue
+            if band is not None and (
+                int(doc[0]) <= last or (np.diff(doc.astype(np.int64)) <= 0).any()
+            ):
+                raise DedupError(
+                    f"{path}: band rows of key {key} are not in increasing doc order after "
+                    "the previous band files (band files out of order or overlapping)"
+                )
+            last = int(doc[-1])
+            yield b, doc, sketch
+
+
+def _bands_of(
+    sources: list[tuple[str, int, str | None]], key: int, num_perm: int
+) -> tuple[list[int], int]:
+    """The bands holding ``key`` (sorted) and its number of rows (after removals)."""
+    bands: set[int] = set()
+    total = 0
+    for b, _doc, _sk in _key_rows(sources, key, None, num_perm):
+        bands.update(np.unique(b).tolist())
+        total += len(b)
+    return sorted(bands), total
+
+
+def _chunks(
+    rows: Iterator[tuple[NDArray[np.uint8], NDArray[np.uint64], NDArray[np.uint8]]],
+) -> Iterator[tuple[NDArray[np.uint64], NDArray[np.uint8]]]:
+    """(doc, sketch) in blocks of about ``STREAM_ROWS`` rows."""
+    docs: list[NDArray[np.uint64]] = []
+    sketches: list[NDArray[np.uint8]] = []
+    n = 0
+    for _, doc, sketch in rows:
+        docs.append(doc)
+        sketches.append(sketch)
+        n += len(doc)
+        if n >= STREAM_ROWS:
+            yield np.concatenate(docs), np.concatenate(sketches)
+            docs, sketches, n = [], [], 0
+    if docs:
+        yield np.concatenate(docs), np.concatenate(sketches)
+
+
+def _stream_key(
+    sources: list[tuple[str, int, str | None]],
+    key: int,
+    num_perm: int,
+    exact_band: int,
+    need: int,
+    edges: Any,
+    exact: Any,
+) -> dict[str, int]:
+    """Resolve a heavy key's groups (one per band holding it) without holding them.
+
+    Exact group: every member is linked to the group's first (= smallest) doc. Near group:
+    ``LeaderStream``, equivalent to ``_leader_edges``. Same edges and counters as
+    ``edges_of_rows`` on the key's rows.
+    """
+    bands, total = _bands_of(sources, key, num_perm)
+    stats = {"band_rows": total, "candidate_rows": total if total > 1 else 0}
+    stats.update({"pairs_checked": 0, "pairs_rejected": 0, "unlinked": 0})
+    if total < 2:
+        return stats
+    for band in bands:
+        blocks = _chunks(_key_rows(sources, key, band, num_perm))
+        if band == exact_band:
+            first: np.uint64 | None = None
+            for doc, _sk in blocks:
+                if first is None:
+                    first = doc[0]
+                member = doc[doc != first]
+                low = np.full(len(member), first, dtype=np.uint64)
+                edges.add(np.concatenate((low, member)), np.concatenate((member, low)))
+                exact.add(member, low)
+        else:
+            stream = LeaderStream(need)
+            for doc, sk in blocks:
+                a, b = stream.feed(doc, sk)
+                edges.add(np.concatenate((a, b)), np.concatenate((b, a)))
+            for k, v in stream.counters().items():
+                stats[k] += v
+    return stats
+
+
+class LeaderStream:
+    """``_leader_edges`` for ONE near-duplicate group whose rows arrive in doc order, in blocks.
+
+    A row is compared with the leaders so far, in order; the first it agrees with takes it.
+    If none does and fewer than ``MAX_LEADERS`` leaders exist, it becomes the next leader;
+    otherwise it stays unlinked. This is the round-based form's result: its round-r leader is
+    the first row that disagreed with leaders 0..r-1, i.e. one that precedes every row compared
+    with it. Counters match too (a group's single leftover row is not "unlinked" there: it is
+    dropped as alone; see ``counters``). Memory: one block and ≤ MAX_LEADERS sketches.
+    """
+
+    def __init__(self, need: int) -> None:
+        self.need = need
+        self.leader_doc: list[np.uint64] = []
+        self.leader_sketch: list[NDArray[np.uint8]] = []
+        self.checked = 0
+        self.rejected = 0
+        self.leftover = 0
+
+    def feed(self, doc: NDArray[np.uint64], sketch: NDArray[np.uint8]) -> tuple[Any, Any]:
+        """Edges (leader, member) verified in this block (rows in increasing doc order)."""
+        open_ = np.ones(len(doc), dtype=bool)
+        start = [0] * len(self.leader_doc)  # first row each leader is compared with
+        a_parts, b_parts = [], []
+        j = 0
+        while True:
+            if j == len(self.leader_doc):
+                rest = np.flatnonzero(open_)
+                if len(rest) == 0 or len(self.leader_doc) >= MAX_LEADERS:
+                    break
+                p = int(rest[0])
+                self.leader_doc.append(doc[p])
+                self.leader_sketch.append(sketch[p].copy())
+                start.append(p + 1)
+                open_[p] = False
+            rows = np.flatnonzero(open_[start[j] :]) + start[j]
+            if len(rows):
+                if self.need == 0:
+                    ok = np.ones(len(rows), dtype=bool)
+                else:
+                    ok = (sketch[rows] == self.leader_sketch[j]).sum(axis=1) >= self.need
+                self.checked += len(rows)
+                self.rejected += int((~ok).sum())
+                linked = rows[ok]
+                a_parts.append(np.full(len(linked), self.leader_doc[j], dtype=np.uint64))
+                b_parts.append(doc[linked])
+                open_[linked] = False
+            j += 1
+        self.leftover += int(open_.sum())
+        empty = np.empty(0, np.uint64)
+        a = np.concatenate(a_parts) if a_parts else empty
+        b = np.concatenate(b_parts) if b_parts else empty
+        keep = a != b
+        return a[keep], b[keep]
+
+    def counters(self) -> dict[str, int]:
+        """``pairs_checked``, ``pairs_rejected``, ``unlinked`` as ``_leader_edges`` counts them:
+        a group's last row left alone is dropped there, not counted as unlinked."""
+        unlinked = self.leftover if self.leftover > 1 else 0
+        return {
+            "pairs_checked": self.checked,
+            "pairs_rejected": self.rejected,
+            "unlinked": unlinked,
+        }
 
 
 @dataclass
@@ -305,20 +643,11 @@ def write_edges(a: NDArray[np.uint64], b: NDArray[np.uint64], path: str) -> int:
 
     Returns the number of distinct undirected edges.
     """
-    import pyarrow as pa
+    from dataproc.dedup.runs import SortedPairs
 
-    from dataproc.dedup.buckets import write_parquet_atomic
-
-    x = np.concatenate((a, b))
-    y = np.concatenate((b, a))
-    order = np.lexsort((y, x))
-    x, y = x[order], y[order]
-    if len(x):
-        first = np.concatenate(([True], (x[1:] != x[:-1]) | (y[1:] != y[:-1])))
-        x, y = x[first], y[first]
-    table = pa.table({"x": pa.array(x, type=pa.uint64()), "y": pa.array(y, type=pa.uint64())})
-    write_parquet_atomic(table, path, row_group_size=EDGE_ROW_GROUP)
-    return len(x) // 2
+    out = SortedPairs(path, ("x", "y"), 2 * len(a) + 1, EDGE_ROW_GROUP)
+    out.add(np.concatenate((a, b)), np.concatenate((b, a)))
+    return out.close() // 2
 
 
 def write_exact(doc: NDArray[np.uint64], exact_min: NDArray[np.uint64], path: str) -> None:
