@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import dataproc.dedup.clusters as clusters_mod
 import dataproc.dedup.edges as edges_mod
 import dataproc.dedup.runs as runs_mod
-from dataproc.dedup.buckets import BandKeyWriter, band_path
+from dataproc.dedup.buckets import BandKeyWriter
 from dataproc.dedup.clusters import BandSource, run_phase2
 from dataproc.dedup.components import read_edges
 from dataproc.dedup.config import DedupConfig
@@ -29,6 +29,7 @@ from dataproc.dedup.edges import (
     find_bucket_edges,
     write_edges,
 )
+from dataproc.io.layout import band_file
 
 
 def d(input_index: int, ordinal: int) -> int:
@@ -101,8 +102,8 @@ def _band_files(tmp: Path) -> list[tuple[str, int, str | None]]:
     pq.write_table(
         pa.table({"doc": pa.array([d(0, k) for k in range(0, 300, 7)], pa.uint64())}), removed
     )
-    return [(band_path(str(tmp), 0), 0, removed)] + [
-        (band_path(str(tmp), i), 0, None) for i in (1, 2)
+    return [(band_file(str(tmp), 0), 0, removed)] + [
+        (band_file(str(tmp), i), 0, None) for i in (1, 2)
     ]
 
 
@@ -232,7 +233,7 @@ def test_phase2_under_a_tiny_budget_removes_the_same(tmp_path: Path) -> None:
             exact = 777 if rng.random() < 0.3 else int(rng.integers(0, 10**6)) + 5000
             sig = rng.integers(0, 2, size=CFG.num_perm).astype(np.uint64)
             w.add(d(i, k), keys, exact, sig)
-        sources.append(BandSource(band_path(str(tmp_path), i), i, i, w.close()))
+        sources.append(BandSource(band_file(str(tmp_path), i), i, i, w.close()))
     inputs = [0, 1, 2, 3]
     cfg = CFG.model_copy(update={"compact_inputs": 2})
     one = run_phase2(sources, [0], inputs, str(tmp_path / "one"), cfg)

@@ -82,9 +82,10 @@ class SortedPairs:
 
     def _spill(self) -> None:
         from dataproc.dedup.buckets import write_parquet_atomic
+        from dataproc.io.layout import sorted_run_file
 
         a, b = self._take()
-        path = f"{self.path}.run{len(self.runs):05d}"
+        path = sorted_run_file(self.path, len(self.runs))
         write_parquet_atomic(_pair_table(self.columns, a, b), path, row_group_size=RUN_ROW_GROUP)
         self.runs.append(path)
 

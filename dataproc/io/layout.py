@@ -56,6 +56,12 @@ def band_file(work_dir: str, input_index: int) -> str:
     return fs.join(work_dir, "bands", f"{input_index:06d}.parquet")
 
 
+def sorted_run_file(out_path: str, run: int) -> str:
+    """A sorted run spilled beside a phase-2 output while it is written (merged into
+    ``out_path`` and deleted by ``dataproc.dedup.runs.SortedPairs``)."""
+    return f"{out_path}.run{run:05d}"
+
+
 def marker_unit(name: str) -> tuple[int | None, str]:
     """``(input_index, phase)`` of a done-marker's file name: ``000003-phase1.json`` is
     ``(3, "phase1")``, ``phase2.json`` (run-wide) is ``(None, "phase2")``."""
