@@ -8,6 +8,7 @@ never run.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dataproc"
@@ -49,7 +50,9 @@ def _imports(tree: ast.AST, mods: dict[str, Path]) -> set[str]:
     return found
 
 
+@functools.cache
 def _graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (read once for both tests)."""
     mods = _modules()
     graph = {}
     for name, path in mods.items():

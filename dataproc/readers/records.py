@@ -123,7 +123,8 @@ def parse_warc_fields(payload: bytes) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------
-# The reader.
+# The policy: one parsed record -> a Document or a counted drop.
+# --------------------------------------------------------------------------------------
 
 
 class RecordPolicy:
