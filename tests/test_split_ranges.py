@@ -100,9 +100,11 @@ def test_split_points_are_member_starts_and_only_cut_member_chains(shard, tmp_pa
     nominal = [int(k * len(data) / 5) for k in range(1, 5)]
     assert points == [min(s for s in starts if s >= n) for n in nominal]
 
+    import zstandard
+
     plain = gzip.decompress(data)
     single = gzip.compress(plain)
-    for other in (plain, single):
+    for other in (plain, single, zstandard.ZstdCompressor().compress(plain)):
         p = tmp_path / "other.warc.gz"
         p.write_bytes(other)
         with open(p, "rb") as f:
@@ -181,6 +183,21 @@ def test_a_second_warcinfo_naming_another_crawl(shard, tmp_path):
         (starts[n + 1], None),
     ]
     assert_same(path, tmp_path, spans)
+
+
+def test_a_wet_file_in_ranges(shard, tmp_path):
+    """WET: conversion records are the documents (decided by the file's first page record,
+    which every range starts knowing)."""
+    b = WarcBuilder().warcinfo(is_part_of="CC-MAIN-2024-22")
+    words = "The committee met on Tuesday to discuss the new library budget and its plans. "
+    for i in range(12):
+        b.conversion(f"http://wet.example/{i}", (words * (8 + i)).strip())
+    path = tmp_path / "x.warc.wet.gz"
+    path.write_bytes(b.build(gzip=True))
+    starts = member_starts(path.read_bytes())
+    result = assert_same(path, tmp_path, spans_of(starts[3::3]))
+    read = next(s for s in result["stats"] if s["name"] == "read")
+    assert read["counters"]["input_wet"] == 1 and read["docs_out"] == 12
 
 
 def test_a_merge_retried_after_it_finished_returns_its_marker(shard, tmp_path):
