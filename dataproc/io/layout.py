@@ -50,10 +50,15 @@ def reshard_spill_file(k: int, index: int) -> str:
     return f"{RESHARD_SPILL_DIR}/{k:06d}/{index:06d}.parquet"
 
 
+def band_folder(work_dir: str) -> str:
+    """The band-key files of a run's ``_work`` folder, a range's part folder or a scratch
+    folder laid out like one."""
+    return fs.join(work_dir, "bands")
+
+
 def band_file(work_dir: str, input_index: int) -> str:
-    """Where input file ``input_index`` writes its band keys (dataproc/dedup/buckets.py), in a
-    run's ``_work`` folder or a scratch folder laid out like one."""
-    return fs.join(work_dir, "bands", f"{input_index:06d}.parquet")
+    """Where input file ``input_index`` writes its band keys (dataproc/dedup/buckets.py)."""
+    return fs.join(band_folder(work_dir), f"{input_index:06d}.parquet")
 
 
 def sorted_run_file(out_path: str, run: int) -> str:
@@ -185,7 +190,7 @@ class OutputLayout:
 
     @property
     def bands_dir(self) -> str:
-        return self.p("_work", "bands")
+        return band_folder(self.work)
 
     def bands(self, input_index: int) -> str:
         return band_file(self.work, input_index)

@@ -22,7 +22,7 @@ from typing import Any
 
 from dataproc.errors import OutputError
 from dataproc.io import fs
-from dataproc.io.layout import OutputLayout
+from dataproc.io.layout import OutputLayout, band_folder
 from dataproc.runner.plan import InputFile
 
 log = logging.getLogger("dataproc")
@@ -181,7 +181,7 @@ def sweep_temp_files(layout: OutputLayout) -> list[str]:
     # The part folders of split inputs (runner/ranges.py) and their band-key folders.
     with contextlib.suppress(OSError):
         for part in os.scandir(layout.ranges_dir):
-            folders += [part.path, os.path.join(part.path, "bands")]
+            folders += [part.path, band_folder(part.path)]
     for folder in folders:
         try:
             entries = list(os.scandir(folder))
