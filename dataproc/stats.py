@@ -16,6 +16,9 @@ class StageStats:
 
     Invariant (checked by tests): ``docs_in == docs_out + sum(dropped.values())``.
     ``counters`` holds anything else worth reporting (e.g. ``pii_email``, ``payload_truncated``).
+    ``seconds`` is wall-clock time in the stage; ``cpu_seconds`` the CPU time it used (its
+    thread's, plus any child process working for it, e.g. the extraction sandbox): on a shared
+    or oversubscribed machine only the CPU figure measures the stage's cost.
     """
 
     name: str
@@ -25,6 +28,7 @@ class StageStats:
     bytes_in: int = 0
     bytes_out: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     counters: Counter[str] = field(default_factory=Counter)
 
     def drop(self, reason: str, n: int = 1) -> None:
@@ -32,11 +36,12 @@ class StageStats:
 
     @contextmanager
     def timed(self) -> Iterator[None]:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
             self.seconds += time.perf_counter() - start
+            self.cpu_seconds += time.thread_time() - cpu
 
     def __add__(self, other: StageStats) -> StageStats:
         if other.name != self.name:
@@ -49,6 +54,7 @@ class StageStats:
             bytes_in=self.bytes_in + other.bytes_in,
             bytes_out=self.bytes_out + other.bytes_out,
             seconds=self.seconds + other.seconds,
+            cpu_seconds=self.cpu_seconds + other.cpu_seconds,
             counters=self.counters + other.counters,
         )
 
@@ -66,6 +72,7 @@ class StageStats:
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "seconds": round(self.seconds, 6),
+            "cpu_seconds": round(self.cpu_seconds, 6),
             "counters": dict(sorted(self.counters.items())),
         }
 
@@ -79,6 +86,7 @@ class StageStats:
             bytes_in=int(d.get("bytes_in", 0)),
             bytes_out=int(d.get("bytes_out", 0)),
             seconds=float(d.get("seconds", 0.0)),
+            cpu_seconds=float(d.get("cpu_seconds", 0.0)),
             counters=Counter(d.get("counters", {})),
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,19 @@ def test_custom_model_path_is_used():
     stage = LanguageId(LangIdConfig(model_path=default_model_path(), languages=["fr"]))
     doc = stage.process(_doc(SENTENCES["fr"]))
     assert isinstance(doc, Document) and doc.language == "fr"
+
+
+def test_model_is_loaded_once_per_process_and_shared_by_the_gate(tmp_path):
+    # prefilter and langid each ask for lid.176: one copy per worker (the .bin is ~130 MB).
+    from dataproc.stages.prefilter import Prefilter, PrefilterConfig
+
+    gate, langid = Prefilter(PrefilterConfig(), ["en"], 50), LanguageId()
+    gate.setup()
+    langid.setup()
+    assert gate._model is langid._model is load_model()
+    # Another file is another model (a copy at another path, e.g. a re-downloaded one).
+    copy = tmp_path / "lid.176.ftz"
+    copy.write_bytes(Path(default_model_path()).read_bytes())
+    other = load_model(str(copy))
+    assert other is not langid._model
+    assert predict_language(other, SENTENCES["de"])[0] == "de"

@@ -65,3 +65,25 @@ def test_slow_progress_is_not_a_timeout_but_a_blocked_child_is():
         assert box.call("x").status == "timeout"
     finally:
         box.close()
+
+
+def spin_200ms(html: str) -> str:
+    import time
+
+    end = time.process_time() + 0.2
+    while time.process_time() < end:
+        pass
+    return "done"
+
+
+def test_call_cpu_seconds_count_the_childs_work_not_its_start():
+    # The extract stage's CPU in stats.json comes from here: what the child spent on pages.
+    box = Sandbox(spin_200ms, timeout_seconds=5.0)
+    try:
+        box.start()
+        assert box.call_cpu_seconds == 0.0  # interpreter start-up is not a page's cost
+        for _ in range(3):
+            assert box.call("x").status == "ok"
+        assert 0.55 <= box.call_cpu_seconds <= 0.8
+    finally:
+        box.close()

@@ -92,13 +92,45 @@ def test_undeclared_reason_is_a_bug():
 
 
 def test_stats_add_and_roundtrip():
-    a = StageStats("s", docs_in=3, docs_out=2, dropped=Counter(x=1), seconds=1.5)
-    b = StageStats("s", docs_in=2, docs_out=2, counters=Counter(tokens=7))
+    a = StageStats("s", docs_in=3, docs_out=2, dropped=Counter(x=1), seconds=1.5, cpu_seconds=1)
+    b = StageStats("s", docs_in=2, docs_out=2, counters=Counter(tokens=7), cpu_seconds=0.5)
     c = a + b
     assert (c.docs_in, c.docs_out, c.dropped["x"], c.counters["tokens"]) == (5, 4, 1, 7)
+    assert c.cpu_seconds == 1.5 and c.to_dict()["cpu_seconds"] == 1.5
     assert StageStats.from_dict(c.to_dict()).to_dict() == c.to_dict()
     with pytest.raises(ValueError):
         a + StageStats("other")
     s = StatsSet([a]) + StatsSet([b, StageStats("t", docs_in=1, docs_out=1)])
     assert [x.name for x in s] == ["s", "t"]
     assert StatsSet.from_list(s.to_list()).to_list() == s.to_list()
+
+
+class Busy(Stage):
+    """Spins ~20 ms of CPU per document; 'its child' has used 0.25 s more per document."""
+
+    name = "busy"
+
+    def __init__(self) -> None:
+        self.child_cpu = 0.0
+
+    def cpu_elsewhere(self) -> float:
+        return self.child_cpu
+
+    def process(self, doc):
+        import time
+
+        end = time.thread_time() + 0.02
+        while time.thread_time() < end:
+            pass
+        self.child_cpu += 0.25
+        return doc
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_stage_cpu_seconds_count_own_thread_and_helpers(batch_size):
+    stage, stats = Busy(), StageStats("busy")
+    stage.child_cpu = 7.0  # CPU used before this run (an earlier file) is not counted again
+    out = list(run_stage(stage, _docs(["a", "b", "c", "d"]), stats, lambda *a: None, batch_size))
+    assert len(out) == 4
+    own = stats.cpu_seconds - 4 * 0.25
+    assert 0.08 <= own <= stats.seconds + 0.01  # CPU never exceeds wall for one thread

@@ -124,7 +124,7 @@ class _FileReader:
             p.crawl, p.web_records, p.conversions = st.crawl, st.web_records, st.conversions
             p.wet, p.wat = st.wet, st.wat
         self.reader_cls = _capped_reader_class(config.max_header_line_bytes)
-        self._started = 0.0
+        self._started = self._started_cpu = 0.0
         self._outcome = _OK
         # A too-long Content-Length swallowed (and counted) the next record(s): see _swallow.
         self._swallowed = False
@@ -135,9 +135,11 @@ class _FileReader:
     # -- timing: the reader's own work, not the time the consumer spends between yields --
     def _resume(self) -> None:
         self._started = time.perf_counter()
+        self._started_cpu = time.thread_time()
 
     def _pause(self) -> None:
         self.stats.seconds += time.perf_counter() - self._started
+        self.stats.cpu_seconds += time.thread_time() - self._started_cpu
 
     def run(self) -> Iterator[Document]:
         self._resume()

@@ -411,12 +411,20 @@ def _dedup(d: ReportData) -> str:
 
 
 def _throughput(d: ReportData) -> str:
-    stages = [s for s in d.stages if s.seconds > 0]
+    # CPU time where the run recorded it (it is what a stage costs on a busy machine); runs of
+    # older versions only have wall-clock seconds, which are labelled as such.
+    cpu = any(s.cpu_seconds > 0 for s in d.stages)
+    unit = "CPU-seconds" if cpu else "seconds (wall clock)"
+
+    def cost(s: StageStats) -> float:
+        return s.cpu_seconds if cpu else s.seconds
+
+    stages = [s for s in d.stages if cost(s) > 0]
     svg = plots.hbar(
         [s.name for s in stages],
-        [s.docs_in / s.seconds for s in stages],
+        [s.docs_in / cost(s) for s in stages],
         "stage-rate",
-        "documents/s per worker (docs in / CPU-seconds in stage)",
+        f"documents/s per worker (docs in / {unit} in stage)",
     )
     rows = []
     for s in stages:
@@ -424,13 +432,13 @@ def _throughput(d: ReportData) -> str:
         rows.append(
             (
                 s.name,
-                f"{s.seconds:,.1f}",
-                f"{s.docs_in / s.seconds:,.0f}",
-                f"{s.bytes_in / s.seconds / 1e6:,.2f}",
-                f"{tok / s.seconds:,.0f}" if tok else "-",
+                f"{cost(s):,.1f}",
+                f"{s.docs_in / cost(s):,.0f}",
+                f"{s.bytes_in / cost(s) / 1e6:,.2f}",
+                f"{tok / cost(s):,.0f}" if tok else "-",
             )
         )
-    total = sum(s.seconds for s in stages)
+    total = sum(cost(s) for s in stages)
     read = next((s for s in d.stages if s.name == "read"), None)
     per_k = f"{total / read.docs_out * 1000:,.1f}" if read and read.docs_out else "?"
     body = (
@@ -440,12 +448,12 @@ def _throughput(d: ReportData) -> str:
         + _chart(plots.timeline(d.progress), "no progress log (logs/progress.jsonl) for this run")
         + "</div></div>"
         + _table(
-            ["stage", "CPU-seconds", "docs/s", "MB/s", "tokens/s"],
+            ["stage", unit, "docs/s", "MB/s", "tokens/s"],
             rows,
             [False, True, True, True, True],
         )
-        + f'<p class="note">Stage CPU-seconds summed over all workers: {total:,.1f} s, '
-        f"i.e. {per_k} CPU-seconds per 1,000 records read.</p>"
+        + f'<p class="note">Stage {unit} summed over all workers: {total:,.1f} s, '
+        f"i.e. {per_k} {unit} per 1,000 records read.</p>"
     )
     return _section("throughput", "Throughput", body)
 

@@ -60,6 +60,12 @@ class Stage:
     def close(self) -> None:
         """Release resources (child processes, files). Safe to call twice."""
 
+    def cpu_elsewhere(self) -> float:
+        """CPU seconds other processes have spent on this stage's work so far (e.g. an
+        extraction child); ``run_stage`` adds what accrues while it runs to the stage's
+        ``cpu_seconds``. A running total over the stage's life, 0 for in-process stages."""
+        return 0.0
+
     def process(self, doc: Document) -> Document | Reject:
         raise NotImplementedError
 
@@ -88,6 +94,21 @@ def run_stage(
     # Bound when the stream starts (a generator runs nothing before the first document): a
     # stage reused for the next file counts into that file's stats from then on.
     stage.bind_counters(stats.counters)
+    elsewhere = stage.cpu_elsewhere()
+    try:
+        yield from _run_docs(stage, docs, stats, reject, batch_size, max_batch_chars)
+    finally:
+        stats.cpu_seconds += stage.cpu_elsewhere() - elsewhere
+
+
+def _run_docs(
+    stage: Stage,
+    docs: Iterable[Document],
+    stats: StageStats,
+    reject: RejectSink,
+    batch_size: int,
+    max_batch_chars: int | None,
+) -> Iterator[Document]:
     if batch_size <= 1:
         for doc in docs:
             stats.docs_in += 1

@@ -245,6 +245,10 @@ class Extractor(Stage):
         if self._sandbox is not None:
             self._sandbox.close()
 
+    def cpu_elsewhere(self) -> float:
+        """CPU seconds the extraction children spent on pages (``Stage.cpu_elsewhere``)."""
+        return self._sandbox.call_cpu_seconds if self._sandbox is not None else 0.0
+
     @property
     def child_pid(self) -> int | None:
         """Pid of the running extraction child (None if none), for monitoring and tests."""

@@ -56,14 +56,31 @@ def default_model_path() -> str:
     return asset_path(LID_176)
 
 
+# Models loaded by this process, by file (path, size, mtime): the prefilter and langid stages
+# of a worker share one copy (lid.176.bin is ~130 MB), and a worker loads it once for all
+# the files it processes.
+_MODELS: dict[tuple[str, int, int], Any] = {}
+
+
 def load_model(model_path: str | None = None) -> Any:
-    """Load a fastText model quietly (fastText prints a deprecation warning on stderr)."""
+    """Load a fastText model quietly (fastText prints a deprecation warning on stderr).
+
+    Loaded once per process and file; later calls return the same model object.
+    """
     path = model_path or default_model_path()
     if not os.path.isfile(path):
         raise ConfigError(
             f"langid.model_path={path!r}: no such file; point it at a fastText language-ID "
             "model (lid.176.bin / lid.176.ftz) or leave it unset for the bundled one"
         )
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    if key not in _MODELS:
+        _MODELS[key] = _load_uncached(path)
+    return _MODELS[key]
+
+
+def _load_uncached(path: str) -> Any:
     import fasttext
 
     # Some fasttext builds warn on stderr through `FastText.eprint` at load time (the model is

@@ -179,6 +179,8 @@ class Sandbox:
         self._send: Connection | None = None
         self._recv: Connection | None = None
         self._calls = 0
+        # CPU seconds the children used inside calls (start-up and warm-up excluded).
+        self.call_cpu_seconds = 0.0
         # How often the child was replaced, by cause (the stage reports these).
         self.restarts: dict[str, int] = {"timeout": 0, "crashed": 0, "max_calls": 0, "rss": 0}
 
@@ -270,10 +272,12 @@ class Sandbox:
             cpu_start = self._child_cpu_seconds()
             send.send_bytes(payload.encode("utf-8", _CODEC_ERRORS))
             if not self._wait(recv, limit, cpu_start):
+                self._count_call_cpu(cpu_start)
                 self.restarts["timeout"] += 1
                 self._kill()
                 return CallResult("timeout", f"no result within {limit:.3g} s")
             reply = recv.recv_bytes()
+            self._count_call_cpu(cpu_start)
         except (EOFError, OSError) as e:
             code = self._exit_code()
             self.restarts["crashed"] += 1
@@ -317,6 +321,11 @@ class Sandbox:
                 if cpu_now - mark_cpu < 0.01 * (now - mark_wall):
                     return False  # stalled: blocked without computing
                 mark_wall, mark_cpu = now, cpu_now
+
+    def _count_call_cpu(self, cpu_start: float | None) -> None:
+        cpu_now = self._child_cpu_seconds()
+        if cpu_start is not None and cpu_now is not None:
+            self.call_cpu_seconds += max(0.0, cpu_now - cpu_start)
 
     def _child_cpu_seconds(self) -> float | None:
         """User + system CPU seconds of the child so far (None where /proc is unavailable)."""
