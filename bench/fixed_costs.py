@@ -63,12 +63,15 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-2000:]}")
     by_kind: dict[str, float] = {}
+    count: dict[str, int] = {}
     for pid, cpu in last.items():
         by_kind[kind[pid]] = by_kind.get(kind[pid], 0.0) + cpu
+        count[kind[pid]] = count.get(kind[pid], 0) + 1
     return {
         "wall_seconds": round(wall, 3),
         "cpu_seconds": round(sum(last.values()), 3),
         "cpu_by_kind": {k: round(v, 3) for k, v in sorted(by_kind.items())},
+        "processes_by_kind": dict(sorted(count.items())),
     }
 
 
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             runs[name].append(r)
             print(
                 f"{name} #{i + 1}: {r['wall_seconds']:.2f} s wall, {r['cpu_seconds']:.2f} CPU s "
-                f"{r['cpu_by_kind']} (load {load:.1f})",
+                f"{r['cpu_by_kind']} processes {r['processes_by_kind']} (load {load:.1f})",
                 flush=True,
             )
     print()
