@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,3 +45,8 @@ class Reject:
 
     reason: str
     detail: str = ""
+
+
+RejectSink = Callable[[Document, str, Reject], None]
+"""Called as ``sink(doc, stage_name, reject)`` for every dropped document (by the stages and
+the readers alike)."""

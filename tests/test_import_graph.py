@@ -122,6 +122,19 @@ def test_no_import_cycle_between_subpackages():
     assert not cycles, f"import cycles between subpackages: {cycles}"
 
 
+def test_readers_stand_apart_from_stages():
+    """A reader is reusable without the pipeline: it imports no stage, runner or dedup code."""
+    upward = ("dataproc.stages", "dataproc.runner", "dataproc.dedup", "dataproc.report")
+    found = {
+        (m, d)
+        for m, deps in _graph().items()
+        if m.startswith("dataproc.readers")
+        for d in deps
+        if d.startswith(upward)
+    }
+    assert not found, f"readers import from higher floors: {sorted(found)}"
+
+
 def test_the_check_sees_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []

@@ -153,10 +153,12 @@ def looks_like_html(payload: bytes) -> bool:
     return _HTML_START.match(head) is not None
 
 
+# HTTP response headers the reader keeps for the consent filter (lower-case names).
+CONSENT_HEADERS = ("x-robots-tag", "tdm-reservation", "tdm-policy")
+
+
 def consent_headers(http: Any) -> dict[str, str]:
     """The opt-out headers the consent filter reads (lower-case names; repeats joined)."""
-    from dataproc.stages.consent import CONSENT_HEADERS
-
     kept: dict[str, str] = {}
     for name, value in http.headers:
         key = name.strip().lower()

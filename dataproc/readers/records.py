@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from dataproc.document import Document, Reject
+from dataproc.document import Document, Reject, RejectSink
 from dataproc.readers.charset import charset_from_content_type, decode_html_detailed
 from dataproc.readers.config import ReaderConfig
 from dataproc.readers.http import (
@@ -29,7 +29,6 @@ from dataproc.readers.http import (
 )
 from dataproc.readers.stream import RAW_CHUNK_BYTES
 from dataproc.readers.urls import unwrap_wayback_url
-from dataproc.stages.base import RejectSink
 from dataproc.stats import StageStats
 
 STAGE_NAME = "read"

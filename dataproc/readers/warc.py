@@ -22,7 +22,7 @@ import time
 from collections.abc import Generator, Iterator
 from typing import Any, BinaryIO
 
-from dataproc.document import Document
+from dataproc.document import Document, RejectSink
 from dataproc.readers.config import ReaderConfig
 from dataproc.readers.records import RecordPolicy, ran_past_eof
 from dataproc.readers.sniff import (
@@ -44,7 +44,6 @@ from dataproc.readers.stream import (
     SafeZstdStream,
     TruncatedInput,
 )
-from dataproc.stages.base import RejectSink
 from dataproc.stats import StageStats
 
 # Where a resync in an uncompressed WARC may resume: a line that starts a record.

@@ -11,14 +11,11 @@ stage wants reported (PII replaced, lines removed, child restarts) it counts its
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import ClassVar
 
-from dataproc.document import Document, Reject
+from dataproc.document import Document, Reject, RejectSink
 from dataproc.stats import StageStats
-
-RejectSink = Callable[[Document, str, Reject], None]
-"""Called as ``sink(doc, stage_name, reject)`` for every dropped document."""
 
 
 class Stage:

@@ -45,9 +45,6 @@ DEFAULT_AGENTS = (
     "Amazonbot",
 )
 
-# HTTP response headers the reader keeps for this filter (lower-case names).
-CONSENT_HEADERS = ("x-robots-tag", "tdm-reservation", "tdm-policy")
-
 
 class ConsentConfig(StrictModel):
     """Honour data-use opt-outs published by sites, as captured in the crawl."""
