@@ -118,7 +118,7 @@ class _Run:
         from dataproc.io import fs
 
         self.columns = columns
-        self._f = fs.open_input(path)
+        self._f = fs.open_input(path, block_size=1 << 20)  # one buffer per run: keep it small
         self._pf = pq.ParquetFile(self._f)
         self._next = 0
         self.a = np.empty(0, np.uint64)
