@@ -295,9 +295,9 @@ def find_bucket_edges(
     are ignored (both for ``--dedup-against`` outputs). Returns counters for the summary.
 
     Memory stays under ``task_memory`` whatever the group sizes: a first pass reads only the
-    key column and counts rows per key; the keys are then processed in key sub-ranges of at
-    most ``rows`` rows (a quarter of the budget), and a key with more rows than that (a
-    *heavy* key: a page copied millions of times) is streamed in doc order (``_stream_key``).
+    key column and counts rows per key; a range over the budget is then processed in key
+    sub-ranges of < 3/4 of it, and a key with more rows than a quarter of it (a *heavy* key:
+    a page copied millions of times) is streamed in doc order (``_stream_key``).
     Edges and exact rows are collected by ``SortedPairs`` (spilled and merged when large).
     The result does not depend on the split: every (band, key) group is resolved whole.
     """
