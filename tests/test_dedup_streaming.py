@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dataproc.dedup.clusters as clusters_mod
+import dataproc.dedup.components as comp
 import dataproc.dedup.edges as edges_mod
 import dataproc.dedup.runs as runs_mod
 from dataproc.dedup.buckets import BandKeyWriter
@@ -34,6 +36,32 @@ from dataproc.io.layout import band_file
 
 def d(input_index: int, ordinal: int) -> int:
     return (input_index << 32) | ordinal
+
+
+@pytest.fixture
+def spied(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts of the streaming paths taken: heavy keys streamed, sorted runs spilled, star
+    tasks whose rows were folded (and read twice)."""
+    seen = {"heavy": 0, "spills": 0, "folded": 0}
+    stream, spill, stats = edges_mod._stream_key, runs_mod.SortedPairs._spill, comp.node_stats
+
+    def stream_key(*args: Any) -> Any:
+        seen["heavy"] += 1
+        return stream(*args)
+
+    def spill_run(self: Any) -> None:
+        seen["spills"] += 1
+        spill(self)
+
+    def node_stats(*args: Any) -> Any:
+        out = stats(*args)
+        seen["folded"] += out[1] is None
+        return out
+
+    monkeypatch.setattr(edges_mod, "_stream_key", stream_key)
+    monkeypatch.setattr(runs_mod.SortedPairs, "_spill", spill_run)
+    monkeypatch.setattr(comp, "node_stats", node_stats)
+    return seen
 
 
 @pytest.fixture
@@ -114,11 +142,13 @@ def _bucket(tmp: Path, name: str, sources: list, memory: int) -> tuple[dict, byt
 
 
 def test_bucket_task_streams_heavy_keys_to_the_same_files(
-    tmp_path: Path, small_blocks: None
+    tmp_path: Path, small_blocks: None, spied: dict[str, int]
 ) -> None:
     sources = _band_files(tmp_path)
     whole = _bucket(tmp_path, "whole", sources, 1 << 30)
-    tiny = _bucket(tmp_path, "tiny", sources, 60_000)  # 113 rows per sub-range, spills
+    assert spied == {"heavy": 0, "spills": 0, "folded": 0}
+    tiny = _bucket(tmp_path, "tiny", sources, 60_000)  # heavy above 113 rows, spills
+    assert spied["heavy"] == 2 and spied["spills"] > 4  # keys 555 (2 bands) and 777
     assert whole[0]["edges"] > 300 and whole[0]["pairs_rejected"] > 0
     assert tiny == whole
     assert not list(tmp_path.glob("*.run*")), "run files are removed after the merge"
@@ -209,7 +239,9 @@ def test_streamed_star_rounds_equal_one_union_find(
         assert _star_leaves(tmp, pairs, parts, 1000) == _reference(pairs)
 
 
-def test_a_hub_and_a_chain_streamed(tmp_path: Path, small_blocks: None) -> None:
+def test_a_hub_and_a_chain_streamed(
+    tmp_path: Path, small_blocks: None, spied: dict[str, int]
+) -> None:
     rng = random.Random(3)
     hub = d(0, 5)
     star = [(hub, d(rng.randrange(4), 100 + i)) for i in range(300)]
@@ -218,12 +250,15 @@ def test_a_hub_and_a_chain_streamed(tmp_path: Path, small_blocks: None) -> None:
     pairs = star + chain
     # 20 KB: the hub's 300+ rows are folded every 78 rows, its output spilled every 104
     assert _star_leaves(tmp_path, pairs, 3, 20_000) == _reference(pairs)
+    assert spied["folded"] > 0 and spied["spills"] > 0
 
 
 # --- the whole phase 2: tiny budget == default budget ------------------------------------------
 
 
-def test_phase2_under_a_tiny_budget_removes_the_same(tmp_path: Path) -> None:
+def test_phase2_under_a_tiny_budget_removes_the_same(
+    tmp_path: Path, spied: dict[str, int]
+) -> None:
     sources = []
     rng = np.random.default_rng(11)
     for i in range(4):
@@ -241,6 +276,7 @@ def test_phase2_under_a_tiny_budget_removes_the_same(tmp_path: Path) -> None:
     tiny_cfg = cfg.model_copy(update={"task_memory": 100_000, "num_buckets": 2})
     tiny = run_phase2(sources, [0], inputs, str(tmp_path / "tiny"), tiny_cfg)
     assert tiny.tasks["components"] > 1 and tiny.tasks["star_rounds"] >= 1
+    assert spied["heavy"] > 0 and spied["spills"] > 0 and spied["folded"] > 0
     assert one.docs_removed > 250
     for name in [f"{i:06d}.parquet" for i in inputs]:
         a = (tmp_path / "one" / "removed" / name).read_bytes()
