@@ -256,9 +256,7 @@ def test_a_hub_and_a_chain_streamed(
 # --- the whole phase 2: tiny budget == default budget ------------------------------------------
 
 
-def test_phase2_under_a_tiny_budget_removes_the_same(
-    tmp_path: Path, spied: dict[str, int]
-) -> None:
+def test_phase2_under_a_tiny_budget_removes_the_same(tmp_path: Path, spied: dict[str, int]) -> None:
     sources = []
     rng = np.random.default_rng(11)
     for i in range(4):
