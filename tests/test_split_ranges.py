@@ -61,7 +61,7 @@ def _files(out: Path) -> dict[str, str]:
 def _result(r: dict[str, Any]) -> dict[str, Any]:
     """A marker payload without what may differ between runs (timings)."""
     keep = {k: v for k, v in r.items() if k not in ("seconds", "outputs")}
-    keep["stats"] = [{k: v for k, v in s.items() if k != "seconds"} for s in r["stats"]]
+    keep["stats"] = [{k: v for k, v in s.items() if "seconds" not in k} for s in r["stats"]]
     return keep
 
 
@@ -255,7 +255,7 @@ def _tree(out: Path) -> dict[str, str]:
 
 def _stats(out: Path) -> list[dict[str, Any]]:
     stages = json.loads((out / "stats.json").read_text())["stages"]
-    return [{k: v for k, v in s.items() if k != "seconds"} for s in stages]
+    return [{k: v for k, v in s.items() if "seconds" not in k} for s in stages]
 
 
 def _phases_run(out: Path) -> list[str]:
