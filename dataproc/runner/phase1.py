@@ -50,39 +50,10 @@ _STAGE_CACHE: dict[str, list[Stage]] = {}
 
 
 def build_filter_stages(config: PipelineConfig) -> list[Stage]:
-    """The document stages of phase 1 in order, built and set up."""
-    from dataproc.stages.consent import ConsentFilter
-    from dataproc.stages.decontaminate import Decontaminator
-    from dataproc.stages.extract import Extractor
-    from dataproc.stages.langid import LanguageId
-    from dataproc.stages.pii import PiiScrubber
-    from dataproc.stages.prefilter import Prefilter
-    from dataproc.stages.quality import quality_stages
-    from dataproc.stages.url_filter import UrlFilter
+    """The document stages of phase 1 in the order of ``config.steps``, built and set up."""
+    from dataproc.steps.build import build_stages
 
-    stages: list[Stage] = []
-    if config.url_filter.enabled:
-        stages.append(UrlFilter(config.url_filter))
-    if config.consent.enabled:
-        stages.append(ConsentFilter(config.consent))
-    if config.prefilter.enabled:
-        gopher = config.quality.gopher_quality
-        min_words = gopher.min_words if config.quality.enabled and gopher.enabled else 0
-        stages.append(
-            Prefilter(
-                config.prefilter, config.langid.languages, min_words, config.langid.model_path
-            )
-        )
-    stages.append(Extractor(config.extract))
-    stages.append(LanguageId(config.langid))
-    stages.extend(quality_stages(config.quality))
-    if config.pii.enabled:
-        stages.append(PiiScrubber(config.pii))
-    if config.decontaminate.enabled and config.decontaminate.sets:
-        stages.append(Decontaminator(config.decontaminate))
-    for s in stages:
-        s.setup()
-    return stages
+    return build_stages(config)
 
 
 def cached_filter_stages(config: PipelineConfig) -> list[Stage]:

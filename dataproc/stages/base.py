@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from dataproc.document import Document, Reject, RejectSink
 from dataproc.stats import StageStats
@@ -21,13 +21,22 @@ from dataproc.stats import StageStats
 class Stage:
     """Base class for document stages.
 
-    Subclasses set ``name`` and ``REASONS`` (the fixed set of drop reasons), and implement
-    ``process`` (one document) or, when batching pays off, ``process_batch``.
-    A stage may mutate the document it is given (text, language, metadata) and return it.
+    Subclasses set ``name`` and ``REASONS`` (the fixed set of drop reasons; none: the stage
+    never drops), and implement ``process`` (one document) or, when batching pays off,
+    ``process_batch``. A stage may mutate the document it is given (text, language, metadata)
+    and return it.
+
+    A user's own step (``module:Class`` in a pipeline's ``steps``, docs/stages.md) may also
+    have a nested pydantic ``Config`` class: its settings are validated with it and the stage
+    is built as ``Class(config)`` (``Class()`` without one). ``WORKS_ON`` places it around
+    ``extract``; built-in steps declare theirs in ``dataproc/steps/builtin.py``.
     """
 
     name: ClassVar[str] = "stage"
     REASONS: ClassVar[tuple[str, ...]] = ()
+    # "text" steps read doc.text and run after extract; "html" steps read the page (URL,
+    # HTML, doc.metadata["http_headers"]) and run before it; "extract" turns HTML into text.
+    WORKS_ON: ClassVar[Literal["html", "extract", "text"]] = "text"
     # Where count() adds: the StageStats.counters run_stage bound, else the stage's own.
     _counters: Counter[str] | None = None
 
