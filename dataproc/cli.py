@@ -183,7 +183,7 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     import yaml
 
     config = _load(args)
-    print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
+    print(yaml.safe_dump(config.show(), sort_keys=False), end="")
     return EXIT_OK
 
 

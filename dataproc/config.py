@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from dataproc.configbase import StrictModel
 from dataproc.dedup.config import DedupConfig
@@ -28,6 +28,9 @@ from dataproc.stages.prefilter import PrefilterConfig
 from dataproc.stages.quality import QualityConfig
 from dataproc.stages.tokenize import TokenizerConfig
 from dataproc.stages.url_filter import UrlFilterConfig
+from dataproc.steps import spec
+from dataproc.steps.builtin import BUILTINS, DEFAULT_STEPS
+from dataproc.steps.spec import Step
 
 
 class OutputConfig(StrictModel):
@@ -107,8 +110,12 @@ class ExecutionConfig(StrictModel):
     )
 
 
+def _default_steps() -> list[Step]:
+    return [Step(use=s) for s in DEFAULT_STEPS]
+
+
 class PipelineConfig(StrictModel):
-    """The whole pipeline: inputs, outputs and one section per stage."""
+    """The whole pipeline: inputs, outputs, the phase-1 steps and one section per stage."""
 
     name: str = Field("default", description="A name for this pipeline, written to the manifest.")
     inputs: list[str] = Field(
@@ -116,6 +123,14 @@ class PipelineConfig(StrictModel):
         description="WARC files, directories or globs (local, s3://, https://, gs://).",
     )
     output: str | None = Field(None, description="Output folder (local path or URL).")
+    steps: list[Step] = Field(
+        default_factory=_default_steps,
+        description="The phase-1 document steps, in order: built-in names (`url_filter`, "
+        "`consent`, `prefilter`, `extract`, `langid`, `quality` or its parts `gopher_repetition`, "
+        "`gopher_quality`, `c4`, `fineweb`, `pii`, `decontaminate`) or `module:Class` for your "
+        "own Stage subclass. An entry may carry its settings (`- langid: {min_score: 0.8}`); "
+        "they are the step's section, so set each key in one place. See docs/stages.md.",
+    )
     reader: ReaderConfig = Field(default_factory=ReaderConfig)
     url_filter: UrlFilterConfig = Field(default_factory=UrlFilterConfig)
     consent: ConsentConfig = Field(default_factory=ConsentConfig)
@@ -130,9 +145,57 @@ class PipelineConfig(StrictModel):
     write: OutputConfig = Field(default_factory=OutputConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_steps(cls, data: Any) -> Any:
+        """Inline step settings into their sections; user steps take their own section."""
+        if not isinstance(data, dict) or "steps" not in data:
+            return data
+        data = spec.normalize(data)
+        steps = []
+        for use in data["steps"]:
+            if spec.is_user_step(use):
+                name = spec.step_name(use)
+                if name in cls.model_fields:  # its settings would be that section
+                    raise spec.name_taken(use, name)
+                section = data.pop(name, None)
+                steps.append(Step(use=use, settings=spec.user_settings(use, section)))
+            else:
+                steps.append(Step(use=use))
+        return {**data, "steps": steps}
+
+    @model_validator(mode="after")
+    def _check_steps(self) -> PipelineConfig:
+        spec.check_order(self.steps)
+        return self
+
+    def step_names(self) -> list[str]:
+        """The stage names of the steps, in order, groups (``quality``) expanded."""
+        return [name for name, _ in spec.expanded(self.steps)]
+
+    def show(self) -> dict[str, Any]:
+        """The resolved config as ``dataproc config show`` prints it (valid input again): each
+        step with its settings in its entry, the other sections as they are."""
+        data = self.model_dump(mode="json")
+        steps: list[Any] = []
+        for step in self.steps:
+            if not step.builtin:
+                steps.append(step.model_dump(mode="json"))
+                continue
+            *parents, leaf = BUILTINS[step.use].section
+            node = data
+            for part in parents:
+                node = node[part]
+            steps.append({step.use: node.pop(leaf)})
+        data["steps"] = steps
+        return data
+
     def fingerprint(self) -> str:
         """Hash of everything that changes the output (not inputs/output/execution)."""
         data = self.model_dump(mode="json", exclude={"inputs", "output", "execution", "name"})
+        # The default step list hashes as before step lists existed: such runs still resume.
+        if data["steps"] == list(DEFAULT_STEPS):
+            del data["steps"]
         # Index folders live in OUT (their content is fixed by consent.robots and the eval
         # sets' sha256): the same run must keep its fingerprint whatever OUT is called.
         data["consent"].pop("robots_index", None)
@@ -204,20 +267,34 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def build_config(
     data: dict[str, Any] | None = None, overrides: list[str] | None = None, source: str = "config"
 ) -> PipelineConfig:
-    """Validate a raw dict (plus overrides) into a PipelineConfig, raising ConfigError."""
+    """Validate a raw dict (plus overrides) into a PipelineConfig, raising ConfigError.
+
+    Step settings written in the ``steps`` list are moved into their sections first, so an
+    override changes a setting wherever the file wrote it."""
     raw = copy.deepcopy(dict(data or {}))
     if overrides:
         # Blame the file for the file's mistakes, and --set for its own.
-        try:
-            PipelineConfig.model_validate(raw)
-        except ValidationError as err:
-            raise ConfigError(_format_validation_error(err, source)) from None
+        raw = _normalized(raw, source)
+        _validate(raw, source)
         raw = apply_overrides(raw, overrides)
         source = "--set"
+    return _validate(raw, source)
+
+
+def _normalized(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    try:
+        return spec.normalize(raw)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def _validate(raw: dict[str, Any], source: str) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, source)) from None
+    except ConfigError as e:  # the steps list: unknown step, bad order, a user step's settings
+        raise ConfigError(f"{source}: {e}") from None
 
 
 def load_config(

@@ -32,8 +32,10 @@ HEADER = """\
 
 A pipeline is one YAML file (see `pipelines/`); every key is optional and falls back to the
 default below, so `dataproc run --input ... --output ...` with no config is a complete
-FineWeb-like English pipeline. Override single options on the command line with
-`--set section.key=value` (the value is parsed as YAML, e.g. `--set langid.languages=[en,de]`),
+FineWeb-like English pipeline. Its `steps` list phase 1's document steps in order, built-in or
+your own (docs/stages.md, "Pipelines are step lists"); a step's settings are the section of its
+name below, written there or in its `steps` entry. Override single options on the command line
+with `--set section.key=value` (the value is parsed as YAML, e.g. `--set langid.languages=[en,de]`),
 and print the resolved result with `dataproc config show -c pipelines/x.yaml --set ...`.
 
 Unknown keys and bad values are errors that name the key, the value and what is allowed.
@@ -87,10 +89,15 @@ def _default(info: FieldInfo) -> Any:
     return None if info.default is PydanticUndefined else info.default
 
 
+def _jsonable(value: Any) -> Any:
+    # A list of models (the `steps`) shows as the YAML it is written as.
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else str(value)
+
+
 def _show(value: Any) -> str:
     if isinstance(value, BaseModel):
         return "(section)"
-    text = json.dumps(value, default=str, ensure_ascii=False)
+    text = json.dumps(value, default=_jsonable, ensure_ascii=False)
     if len(text) > 60:
         text = text[:57] + "…"
     return f"`{text}`"

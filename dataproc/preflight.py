@@ -79,11 +79,15 @@ def check_filesystem(url: str) -> None:
 def check_run(config: Any) -> None:
     """Everything a run loads in its workers, loaded (or looked up) once here on the driver.
 
-    File-system packages for the inputs and the output, the extractor, the language-ID model
-    and the tokenizer. Raises a ``DataprocError`` with one line naming the fix.
+    File-system packages for the inputs and the output, the user's own steps, the extractor,
+    the language-ID model and the tokenizer. Raises a ``DataprocError`` with one line naming
+    the fix.
     """
     for url in [*config.inputs, config.output or ""]:
         check_filesystem(url)
+    from dataproc.steps.build import check_user_steps
+
+    check_user_steps(config)
     from dataproc.stages.extract import check_extractor_available
 
     try:

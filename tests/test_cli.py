@@ -12,6 +12,8 @@ import yaml
 
 from dataproc import cli
 from dataproc.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
+from dataproc.config import load_config
+from dataproc.steps.builtin import DEFAULT_STEPS
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -64,11 +66,24 @@ def test_config_show_prints_the_resolved_config(
     cfg = tmp_path / "p.yaml"
     cfg.write_text("name: mine\nlangid:\n  min_score: 0.7\n")
     assert main(["config", "show", "-c", str(cfg), "--set", "tokenizer.name=o200k_base"]) == EXIT_OK
-    shown = yaml.safe_load(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    shown = yaml.safe_load(out)
     assert shown["name"] == "mine"
-    assert shown["langid"]["min_score"] == 0.7
+    # Each step with its settings, in order; the other sections as they are.
+    steps = [next(iter(s)) for s in shown["steps"]]
+    assert steps == [*DEFAULT_STEPS]
+    assert shown["steps"][4]["langid"]["min_score"] == 0.7
+    assert shown["steps"][5]["quality"]["c4"]["min_sentences"] == 5  # defaults included
+    assert "langid" not in shown and "quality" not in shown  # one place for each setting
     assert shown["tokenizer"]["name"] == "o200k_base"
-    assert "execution" in shown and "dedup" in shown  # every section, defaults included
+    assert "execution" in shown and "dedup" in shown
+    # What it prints is a pipeline file again, with the same fingerprint.
+    again = tmp_path / "again.yaml"
+    again.write_text(out)
+    assert (
+        load_config(again).fingerprint()
+        == load_config(cfg, ["tokenizer.name=o200k_base"]).fingerprint()
+    )
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ band keys, exact-text key — so the pipeline and ``dataproc eval dedup`` cannot
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from dataproc.dedup.buckets import BandKeyWriter
 from dataproc.dedup.config import DedupConfig
@@ -16,13 +16,18 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
+    from dataproc.document import Document
+
 
 class DedupWriter:
     """Band keys and 8-bit signature sketches (``_work/bands``) of one input file.
 
     The full signatures are not stored: phase 2 verifies candidates on the sketches that travel
     with every band row (``dataproc.dedup.edges``), so it never reads signatures at random.
+    In phase 1 it is a sink (``write``/``close``/``abort``), counted as ``minhash``.
     """
+
+    name: ClassVar[str | None] = "minhash"
 
     def __init__(self, work_dir: str, input_index: int, config: DedupConfig) -> None:
         self.config = config
@@ -37,6 +42,13 @@ class DedupWriter:
         self._bands.add(doc_index, keys, exact, sig)
         return keys, exact
 
+    def write(self, doc: Document) -> None:
+        """Sign one document (the ``Sink`` form of ``add``)."""
+        self.add(doc.doc_index, doc.text)
+
     def close(self) -> None:
         """Write the band-key file (one object per input file)."""
         self._bands.close()
+
+    def abort(self) -> None:
+        """Nothing is written before ``close()``: there is nothing to discard."""

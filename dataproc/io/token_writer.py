@@ -12,10 +12,11 @@ the pyarrow version).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 
 from dataproc.errors import OutputError
 from dataproc.io import fs
+from dataproc.io.documents import DocColumns
 from dataproc.io.layout import token_file
 
 if TYPE_CHECKING:
@@ -238,7 +240,10 @@ class TokenShardWriter:
 
     ``tokenizer`` is the tokenizer info dict (``name``, ``vocab_size``, ``eot_id``, ...).
     Documents must arrive in ``doc_index`` order; each must carry ``token_ids`` ending in EOT.
+    Phase 3's sink (``write``/``close``/``abort``).
     """
+
+    name: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -295,6 +300,15 @@ class TokenShardWriter:
             self._closed = True
         return list(self._files)
 
+    def abort(self) -> None:
+        """Discard the file being written (files finished before stay: their names are
+        rewritten by a rerun, and no marker lists them)."""
+        self._closed = True
+        if self._sink is not None:
+            sink, self._sink = self._sink, None
+            with contextlib.suppress(Exception):
+                sink.abort()
+
     def _flush_row_group(self) -> None:
         if not self._rows.count:
             return
@@ -314,16 +328,8 @@ class TokenShardWriter:
         self._file_bytes = 0
 
 
-_META_TYPES: dict[str, pa.DataType] = {
-    "id": pa.string(),
-    "url": pa.string(),
-    "language": pa.string(),
-    "language_score": pa.float32(),
-    "crawl": pa.string(),
-    "warc_date": pa.timestamp("us", tz="UTC"),
-    "source": pa.string(),
-    "warc_target_uri": pa.string(),
-}
+# The document fields of a token file besides its text (types from io/documents.py).
+_META_FIELDS = tuple(f.name for f in _BASE_FIELDS if f.name not in ("input_ids", "num_tokens"))
 
 
 class _RowGroup:
@@ -332,7 +338,7 @@ class _RowGroup:
 
     def __init__(self, keep_text: bool) -> None:
         self.keep_text = keep_text
-        self.columns: dict[str, list[Any]] = {name: [] for name in _META_TYPES}
+        self.columns = DocColumns(_META_FIELDS)
         self.texts: list[str] = []
         self.arrays: list[np.ndarray] = []
         self.tokens = 0
@@ -343,10 +349,7 @@ class _RowGroup:
         return len(self.arrays)
 
     def add(self, doc: Document, arr: np.ndarray) -> None:
-        for name, values in self.columns.items():
-            values.append(getattr(doc, name))
-        if not doc.warc_target_uri:  # a Document built without it (tests, old _work/docs)
-            self.columns["warc_target_uri"][-1] = doc.url
+        self.columns.add(doc)
         self.arrays.append(arr)
         self.tokens += arr.size
         self.nbytes += arr.size * TOKEN_BYTES
@@ -368,12 +371,7 @@ class _RowGroup:
             pa.array(values, type=pa.uint32()),
             type=TOKEN_LIST_TYPE,
         )
-        columns: dict[str, pa.Array] = {
-            name: pa.array(values_, type)
-            for (name, type), values_ in zip(
-                _META_TYPES.items(), self.columns.values(), strict=True
-            )
-        }
+        columns = self.columns.arrays()
         columns["input_ids"] = input_ids
         columns["num_tokens"] = pa.array(lengths.astype(np.int32), pa.int32())
         if "text" in schema.names:

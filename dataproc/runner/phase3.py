@@ -1,27 +1,25 @@
-"""Phase 3, one input file: drop run-wide duplicates, tokenize, write tokenized Parquet."""
+"""Phase 3, one input file: phase 1's survivors → drop run-wide duplicates → tokenize → shards."""
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from dataproc.config import PipelineConfig
-from dataproc.document import Document, Reject
 from dataproc.errors import DedupError
 from dataproc.io import fs
+from dataproc.io.documents import DocsSource
 from dataproc.io.layout import OutputLayout
 from dataproc.io.rejects import RejectWriter
-from dataproc.stages.base import run_stage
+from dataproc.stages.base import Stage, run_flow
+from dataproc.stages.remove_duplicates import RemoveDuplicates
 from dataproc.stats import StatsSet
 
 _TOKENIZER_CACHE: dict[str, Any] = {}
 
 
-def _tokenizer_stage(config: PipelineConfig) -> Any:
+def _tokenizer_stage(config: PipelineConfig) -> Stage:
     from dataproc.stages.tokenize import Tokenizer
 
     key = config.tokenizer.model_dump_json()
@@ -53,36 +51,6 @@ def _load_removed(path: str, input_index: int, sha256: str) -> dict[int, tuple[i
     kept = t.column("kept").to_pylist()
     reasons = t.column("reason").to_pylist()
     return {d: (k, r) for d, k, r in zip(docs, kept, reasons, strict=True)}
-
-
-def _iter_docs(path: str) -> Iterator[Document]:
-    with fs.open_input(path) as f:
-        pf = pq.ParquetFile(f)
-        # One row group at a time: iter_batches over the whole file keeps the buffers of every
-        # row group it has read until it ends (494 MB of Arrow memory after 3,000 documents of
-        # 80k words, pyarrow 26); per row group it stays flat. Small batches: 64 documents of
-        # 80k words are ~32 MB of text as Python strings.
-        batches = (
-            batch
-            for group in range(pf.num_row_groups)
-            for batch in pf.iter_batches(batch_size=64, row_groups=[group])
-        )
-        for batch in batches:
-            for row in batch.to_pylist():
-                yield Document(
-                    id=row["id"],
-                    url=row["url"],
-                    # _work/docs written before this column: the URL is all we have.
-                    warc_target_uri=row.get("warc_target_uri") or row["url"],
-                    source=row["source"],
-                    offset=row["offset"],
-                    doc_index=row["doc_index"],
-                    crawl=row["crawl"],
-                    warc_date=row["warc_date"],
-                    text=row["text"],
-                    language=row["language"],
-                    language_score=row["language_score"],
-                )
 
 
 def _earlier_parts(layout: OutputLayout, input_index: int) -> set[str]:
@@ -127,36 +95,12 @@ def run_phase3(
         removed = _load_removed(layout.removed(input_index), input_index, removed_sha256)
     stats = StatsSet()
     rejects = RejectWriter(layout.rejects(input_index, "dedup"), config.write.rejects_text)
-    dedup_stats = stats.get("dedup")
-
-    def not_removed(docs: Iterator[Document]) -> Iterator[Document]:
-        for d in docs:
-            dedup_stats.docs_in += 1
-            hit = removed.get(d.doc_index)
-            if hit is None:
-                dedup_stats.docs_out += 1
-                yield d
-            else:
-                kept, reason = hit
-                dedup_stats.drop(reason)
-                rejects(d, "dedup", Reject(reason, f"kept_doc_index:{kept}"))
-
     earlier = _earlier_parts(layout, input_index)
-    tokenizer_stage = _tokenizer_stage(config)
+    stages: list[Stage] = [RemoveDuplicates(removed), _tokenizer_stage(config)]
     writer = TokenShardWriter(
         out_dir, input_index, config.write, tokenizer, dedup_result=dedup_result
     )
-    docs = not_removed(_iter_docs(layout.docs(input_index)))
-    for d in run_stage(
-        tokenizer_stage,
-        docs,
-        stats.get("tokenize"),
-        rejects,
-        batch_size=config.tokenizer.batch_size,
-        max_batch_chars=config.tokenizer.max_batch_chars,
-    ):
-        writer.write(d)
-    files = writer.close()
+    (files,) = run_flow(DocsSource(layout.docs(input_index)), stages, [writer], stats, rejects)
     # Same config and inputs rewrite the same names; a new dedup generation may need fewer
     # parts, and a leftover part would be read by every Parquet reader: remove it.
     for stale in sorted(earlier - {f.path for f in files}):

@@ -21,10 +21,10 @@ import dataclasses
 import logging
 import time
 from collections import Counter
-from typing import Any, cast
+from typing import Any
 
 from dataproc.config import PipelineConfig
-from dataproc.document import Document
+from dataproc.document import Document, Reject
 from dataproc.io import fs
 from dataproc.io.layout import OutputLayout, band_file
 from dataproc.readers.spans import ReaderState, ReadSpan
@@ -142,7 +142,7 @@ def merge_ranges(
 ) -> dict[str, Any]:
     """Join the finished ranges of one input into its phase-1 files; return the marker payload
     a whole-file task would have written (the caller adds ``outputs`` and writes it)."""
-    from dataproc.runner.phase1 import _check_input_kind
+    from dataproc.readers.source import check_input_kind
 
     started = time.time()
     layout = OutputLayout(out_dir)
@@ -174,7 +174,7 @@ def merge_ranges(
         stats = stats + StatsSet.from_list(m["stats"])
         languages.update(m["languages"])
     stats.get("read").counters[f"input_{_file_kind(state)}"] += 1
-    _check_input_kind(input_path, stats.get("read"))
+    check_input_kind(input_path, stats.get("read"))
     kept = _merge_docs(layout, input_index, used)
     _merge_rejects(layout, input_index, used)
     if config.dedup.enabled:
@@ -203,31 +203,23 @@ def _bases(used: list[tuple[int, dict[str, Any]]]) -> list[int]:
 def _merge_docs(
     layout: OutputLayout, input_index: int, used: list[tuple[int, dict[str, Any]]]
 ) -> int:
-    import pyarrow.parquet as pq
+    from dataproc.io.documents import DocsSink, DocsSource
 
-    from dataproc.runner.phase1 import _DocsWriter
-
-    with fs.atomic_write(layout.docs(input_index)) as sink:
-        writer = _DocsWriter(sink)
-        try:
-            for (k, _), base in zip(used, _bases(used), strict=True):
-                with fs.open_input(part_files(layout, input_index, k).docs) as f:
-                    for batch in pq.ParquetFile(f).iter_batches(batch_size=1024):
-                        for row in batch.to_pylist():
-                            row["doc_index"] += base
-                            # _DocsWriter reads these attributes only (not a whole Document).
-                            writer.add(cast(Document, _Row(row)))
-            return writer.close()
-        except BaseException:
-            writer.abort()
-            raise
+    sink = DocsSink(layout.docs(input_index))
+    try:
+        for (k, _), base in zip(used, _bases(used), strict=True):
+            part = DocsSource(part_files(layout, input_index, k).docs)
+            for doc in part.read(StageStats("merge"), _no_reject):
+                doc.doc_index += base
+                sink.write(doc)
+    except BaseException:
+        sink.abort()
+        raise
+    return sink.close()
 
 
-class _Row:
-    """A docs row read back, with the attribute access ``_DocsWriter.add`` uses."""
-
-    def __init__(self, row: dict[str, Any]) -> None:
-        self.__dict__.update(row)
+def _no_reject(doc: Document, stage: str, reject: Reject) -> None:
+    raise AssertionError("reading a survivors file drops nothing")
 
 
 def _merge_rejects(

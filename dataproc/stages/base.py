@@ -6,28 +6,45 @@ A stage knows nothing of Ray. It is built from its config, loads heavy resources
 and handing every drop to a reject sink, so that nothing leaves without a trace. What else a
 stage wants reported (PII replaced, lines removed, child restarts) it counts itself with
 ``self.count(key, n)``: ``run_stage`` binds that to the stage's ``counters`` in ``stats.json``.
+
+Every phase is ``source → stages → sinks`` for one input (``run_flow``): a ``Source`` reads
+documents (a WARC file, phase 1's survivors), ``Stage``s keep, change or drop them, ``Sink``s
+write them (survivors, band keys, token shards); all count in the same ``stats.json``.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from typing import ClassVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, ClassVar, Literal, Protocol
 
 from dataproc.document import Document, Reject, RejectSink
-from dataproc.stats import StageStats
+from dataproc.stats import StageStats, StatsSet
 
 
 class Stage:
     """Base class for document stages.
 
-    Subclasses set ``name`` and ``REASONS`` (the fixed set of drop reasons), and implement
-    ``process`` (one document) or, when batching pays off, ``process_batch``.
-    A stage may mutate the document it is given (text, language, metadata) and return it.
+    Subclasses set ``name`` and ``REASONS`` (the fixed set of drop reasons; none: the stage
+    never drops), and implement ``process`` (one document) or, when batching pays off,
+    ``process_batch``. A stage may mutate the document it is given (text, language, metadata)
+    and return it.
+
+    A user's own step (``module:Class`` in a pipeline's ``steps``, docs/stages.md) may also
+    have a nested pydantic ``Config`` class: its settings are validated with it and the stage
+    is built as ``Class(config)`` (``Class()`` without one). ``WORKS_ON`` places it around
+    ``extract``; built-in steps declare theirs in ``dataproc/steps/builtin.py``.
     """
 
     name: ClassVar[str] = "stage"
     REASONS: ClassVar[tuple[str, ...]] = ()
+    # "text" steps read doc.text and run after extract; "html" steps read the page (URL,
+    # HTML, doc.metadata["http_headers"]) and run before it; "extract" turns HTML into text.
+    WORKS_ON: ClassVar[Literal["html", "extract", "text"]] = "text"
+    # How run_stage feeds process_batch: up to batch_size documents, ending early once they
+    # hold max_batch_chars characters (1: one document at a time through process).
+    batch_size: int = 1
+    max_batch_chars: int | None = None
     # Where count() adds: the StageStats.counters run_stage bound, else the stage's own.
     _counters: Counter[str] | None = None
 
@@ -79,18 +96,20 @@ def run_stage(
     docs: Iterable[Document],
     stats: StageStats,
     reject: RejectSink,
-    batch_size: int = 1,
+    batch_size: int | None = None,
     max_batch_chars: int | None = None,
 ) -> Iterator[Document]:
     """Run ``stage`` over ``docs``, counting in ``stats`` and sending drops to ``reject``.
 
-    With ``batch_size > 1`` documents go to ``process_batch`` in batches that end at
-    ``batch_size`` documents or, if given, once they hold ``max_batch_chars`` characters of
+    ``batch_size`` and ``max_batch_chars`` default to the stage's own. With ``batch_size > 1``
+    documents go to ``process_batch`` in batches that end at ``batch_size`` documents or, if given, once they hold ``max_batch_chars`` characters of
     text (bounds memory by bytes, not by a count of documents of any length). The stage's
     ``count()`` adds to ``stats.counters`` while this runs."""
     # Bound when the stream starts (a generator runs nothing before the first document): a
     # stage reused for the next file counts into that file's stats from then on.
     stage.bind_counters(stats.counters)
+    if batch_size is None:
+        batch_size, max_batch_chars = stage.batch_size, stage.max_batch_chars
     elsewhere = stage.cpu_elsewhere()
     try:
         yield from _run_docs(stage, docs, stats, reject, batch_size, max_batch_chars)
@@ -160,3 +179,78 @@ def _check_reason(stage: Stage, result: Reject) -> None:
             f"stage {stage.name!r} dropped a document for {result.reason!r}, "
             f"which is not one of its REASONS {stage.REASONS}"
         )
+
+
+class Source(Protocol):
+    """Where a phase's documents come from (a WARC file; phase 1's survivors in phase 3).
+
+    ``read`` yields them in order, counting into ``stats`` (its ``name``'s entry in
+    ``stats.json``; a source named None is not listed) and sending what it drops to ``reject``.
+    """
+
+    name: ClassVar[str | None]
+
+    def read(self, stats: StageStats, reject: RejectSink) -> Iterator[Document]: ...
+
+
+class Sink(Protocol):
+    """Where a phase's documents go: a file of survivors, band keys, token shards.
+
+    ``write`` takes one document; ``close`` finishes (publishes) and returns what the phase
+    records; ``abort`` discards after a failure anywhere in the phase. A named sink is listed in
+    ``stats.json`` like a stage that never drops (``minhash``); an unnamed one is not.
+    """
+
+    name: ClassVar[str | None]
+
+    def write(self, doc: Document) -> None: ...
+
+    def close(self) -> Any: ...
+
+    def abort(self) -> None: ...
+
+
+def run_flow(
+    source: Source,
+    stages: Sequence[Stage],
+    sinks: Sequence[Sink],
+    stats: StatsSet,
+    reject: RejectSink,
+    on_record: Callable[[Document, StatsSet], None] | None = None,
+) -> list[Any]:
+    """One input through a phase: ``source → stages → sinks``; the sinks' ``close()`` results.
+
+    Every stage counts in ``stats`` under its name (so does the source, and each named sink),
+    in this order. ``on_record(doc, stats)`` sees each document the source yields, before the
+    stages (live progress, the record offset for error lines). On any failure every sink is
+    aborted, so nothing half-written is published."""
+    try:
+        source_stats = stats.get(source.name) if source.name else StageStats("source")
+        docs = source.read(source_stats, reject)
+        if on_record is not None:
+            docs = _observed(docs, stats, on_record)
+        for stage in stages:
+            docs = run_stage(stage, docs, stats.get(stage.name), reject)
+        counted = [(sink, stats.get(sink.name) if sink.name else None) for sink in sinks]
+        for doc in docs:
+            for sink, sink_stats in counted:
+                if sink_stats is None:
+                    sink.write(doc)
+                    continue
+                sink_stats.docs_in += 1
+                with sink_stats.timed():
+                    sink.write(doc)
+                sink_stats.docs_out += 1
+        return [sink.close() for sink in sinks]
+    except BaseException:
+        for sink in reversed(sinks):
+            sink.abort()
+        raise
+
+
+def _observed(
+    docs: Iterator[Document], stats: StatsSet, on_record: Callable[[Document, StatsSet], None]
+) -> Iterator[Document]:
+    for d in docs:
+        on_record(d, stats)
+        yield d

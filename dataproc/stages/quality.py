@@ -675,20 +675,27 @@ class FineWebQualityFilter(Stage):
         return doc
 
 
-def quality_stages(config: QualityConfig, language: str = "en") -> list[Stage]:
-    """The enabled quality stages in order: gopher_repetition, gopher_quality, c4, fineweb.
+QUALITY_STAGES = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
+"""The parts of the ``quality`` step, in the order it runs them."""
 
-    ``language`` is assumed for documents whose ``language`` is unset (language-aware rules).
-    """
+
+def quality_stage(name: str, config: QualityConfig) -> Stage | None:
+    """The quality stage ``name`` with its settings; None when ``config`` switches it off."""
     if not config.enabled:
-        return []
-    stages: list[Stage] = []
-    if config.gopher_repetition.enabled:
-        stages.append(GopherRepetitionFilter(config.gopher_repetition))
-    if config.gopher_quality.enabled:
-        stages.append(GopherQualityFilter(config.gopher_quality, language=language))
-    if config.c4.enabled:
-        stages.append(C4Filter(config.c4))
-    if config.fineweb.enabled:
-        stages.append(FineWebQualityFilter(config.fineweb))
-    return stages
+        return None
+    if name == "gopher_repetition":
+        rep = config.gopher_repetition
+        return GopherRepetitionFilter(rep) if rep.enabled else None
+    if name == "gopher_quality":
+        gq = config.gopher_quality
+        return GopherQualityFilter(gq) if gq.enabled else None
+    if name == "c4":
+        return C4Filter(config.c4) if config.c4.enabled else None
+    if name == "fineweb":
+        return FineWebQualityFilter(config.fineweb) if config.fineweb.enabled else None
+    raise ValueError(f"no quality stage {name!r}; the quality stages are {QUALITY_STAGES}")
+
+
+def quality_stages(config: QualityConfig) -> list[Stage]:
+    """The enabled quality stages in the order of ``QUALITY_STAGES``."""
+    return [s for name in QUALITY_STAGES if (s := quality_stage(name, config)) is not None]

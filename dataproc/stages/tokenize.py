@@ -245,6 +245,8 @@ class Tokenizer(Stage):
 
     def __init__(self, config: TokenizerConfig | None = None) -> None:
         self.config = config or TokenizerConfig()
+        self.batch_size = self.config.batch_size
+        self.max_batch_chars = self.config.max_batch_chars
         self._enc: tiktoken.Encoding | None = None
 
     def setup(self) -> None:

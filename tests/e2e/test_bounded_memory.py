@@ -16,14 +16,14 @@ from _output_fixtures import TOKENIZER, make_docs
 
 from dataproc.config import OutputConfig
 from dataproc.document import Document
+from dataproc.io import documents
 from dataproc.io.token_writer import TokenShardWriter
-from dataproc.runner import phase1
 
 
 def test_phase1_writes_survivors_as_they_come(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(phase1, "DOCS_ROW_GROUP_CHARS", 40_000)  # 2 documents
+    monkeypatch.setattr(documents, "DOCS_ROW_GROUP_CHARS", 40_000)  # 2 documents
     sink = io.BytesIO()
-    writer = phase1._DocsWriter(sink)
+    writer = documents.DocsWriter(sink)
     written_before = []
     for i in range(20):
         writer.add(Document(id=str(i), url="u", source="s", doc_index=i, text="w " * 10_000))
