@@ -103,7 +103,7 @@ def stage_costs(warc: str, sentences: str | None, work: Path) -> dict[str, Any]:
             "extract": {"isolate": False},
         }
     )
-    resolve_index_paths(config)
+    config = resolve_index_paths(config)
     t0 = time.process_time()
     prepare_run_indexes(config)
     index_seconds = time.process_time() - t0

@@ -208,7 +208,7 @@ def main() -> int:
     print("rejects/ rows by stage:reason:", dict(Counter(by_url.values())))
     for r in sorted(by_url):
         print(f"  {r:45s} {by_url[r]}")
-    read = next(s for s in result["stats"] if s["name"] == "read")
+    read = next(s for s in result.stats if s["name"] == "read")
     print(
         "read stage:",
         json.dumps({k: read[k] for k in ("docs_in", "docs_out", "dropped", "counters")}),

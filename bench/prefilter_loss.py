@@ -40,8 +40,9 @@ def measure(path: str, config: Any) -> dict[str, Any]:
     from dataproc.stages.prefilter import Prefilter
     from dataproc.stats import StatsSet
 
-    off = config.model_copy(deep=True)
-    off.prefilter.enabled = False
+    off = config.model_copy(
+        update={"prefilter": config.prefilter.model_copy(update={"enabled": False})}
+    )
     stages = build_filter_stages(off)
     gopher = config.quality.gopher_quality
     gate = Prefilter(

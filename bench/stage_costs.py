@@ -157,7 +157,7 @@ def _instrumented_run(spec: dict[str, Any]) -> dict[str, Any]:
         spec["config"],
         [*spec["overrides"], f"execution.workers={spec['workers']}", "execution.progress=none"],
     )
-    config.inputs, config.output = spec["inputs"], spec["out_dir"]
+    config = config.model_copy(update={"inputs": spec["inputs"], "output": spec["out_dir"]})
     shutil.rmtree(spec["out_dir"], ignore_errors=True)
     clock.start()
     mark("begin")  # after imports: the driver's import CPU is added from the process below

@@ -4,7 +4,7 @@ The public surface is small::
 
     import dataproc
     config = dataproc.load_config("pipelines/commoncrawl_en.yaml", ["langid.min_score=0.8"])
-    config.inputs, config.output = ["crawl/*.warc.gz"], "out/"
+    config = config.model_copy(update={"inputs": ["crawl/*.warc.gz"], "output": "out/"})
     result = dataproc.run(config)
 """
 

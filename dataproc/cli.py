@@ -191,6 +191,7 @@ def _done_inputs(config: Any) -> set[int]:
     """Input indexes an earlier run into the same output finished with the same config."""
     from dataproc.io import fs
     from dataproc.io.layout import OutputLayout, marker_unit
+    from dataproc.io.markers import MarkerError, TokenizeMarker, read_marker
 
     if not config.output:
         return set()
@@ -199,10 +200,11 @@ def _done_inputs(config: Any) -> set[int]:
         index, phase = marker_unit(p)
         if index is not None and phase == "phase3":
             try:
-                if fs.read_json(p).get("fingerprint") == config.fingerprint():
-                    done.add(index)
-            except (OSError, ValueError):
-                continue
+                marker = read_marker(p, TokenizeMarker, config.fingerprint())
+            except MarkerError:
+                continue  # the run itself says what to do about it
+            if marker is not None:
+                done.add(index)
     return done
 
 
@@ -222,18 +224,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         # A rerun resumes like any run (README); --overwrite starts again. The input goes to
         # a private folder per user and output, so two users or two outputs never collide.
-        config.output = args.output or config.output or "sample-out"
+        config = config.model_copy(update={"output": args.output or config.output or "sample-out"})
+        assert config.output is not None
         sample_dir = sample_input_dir(config.output)
         paths, _truth = write_sample_warcs(sample_dir)
-        config.inputs = paths
+        config = config.model_copy(update={"inputs": paths})
         print(f"sample input: {len(paths)} WARC file(s) in {sample_dir}", file=sys.stderr)
     if args.inputs:
-        config.inputs = args.inputs
+        config = config.model_copy(update={"inputs": list(args.inputs)})
     from dataproc.cli_cluster import apply_crawl_args
 
-    apply_crawl_args(args, config)  # --crawl/--shards: the crawl's listing becomes the inputs
+    config = apply_crawl_args(
+        args, config
+    )  # --crawl/--shards: the crawl's listing becomes the inputs
     if args.dedup_against:
-        config.dedup.against = list(args.dedup_against)
+        dedup = config.dedup.model_copy(update={"against": list(args.dedup_against)})
+        config = config.model_copy(update={"dedup": dedup})
     if getattr(args, "shards", None) and not config.dedup.against:
         print(
             f"WARNING: --shards {args.shards} dedups only WITHIN this slice: documents that "
@@ -242,10 +248,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.output:
-        config.output = args.output
+        config = config.model_copy(update={"output": args.output})
     from dataproc.consent.prepare import apply_consent_args
 
-    apply_consent_args(args, config)  # --robots / --crawl: the run's robots.txt index
+    config = apply_consent_args(args, config)  # --robots / --crawl: the run's robots.txt index
 
     from dataproc.preflight import check_run
 

@@ -19,9 +19,12 @@ import argparse
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dataproc.errors import ConfigError, DataprocError
+
+if TYPE_CHECKING:
+    from dataproc.config import PipelineConfig
 
 DEFAULT_JOB_ADDRESS = "http://127.0.0.1:8265"
 EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 1, 3  # docs/api.md: exit codes
@@ -66,8 +69,9 @@ def add_crawl_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def apply_crawl_args(args: argparse.Namespace, config: Any) -> None:
-    """Resolve ``--crawl``/``--shards`` into ``config.inputs`` (explicit ``--input`` kept too)."""
+def apply_crawl_args(args: argparse.Namespace, config: PipelineConfig) -> PipelineConfig:
+    """The config with ``--crawl``/``--shards`` resolved into its inputs (explicit ``--input``
+    kept too)."""
     crawl = getattr(args, "crawl", None)
     shards = getattr(args, "shards", None)
     if not crawl:
@@ -75,11 +79,11 @@ def apply_crawl_args(args: argparse.Namespace, config: Any) -> None:
             raise ConfigError(
                 "--shards needs --crawl (e.g. --crawl CC-MAIN-2024-22 --shards 0:1000)"
             )
-        return
+        return config
     from dataproc.io.crawl import resolve_crawl
 
     urls = resolve_crawl(crawl, shards, getattr(args, "crawl_base_url", None))
-    config.inputs = urls + list(getattr(args, "inputs", None) or [])
+    return config.model_copy(update={"inputs": urls + list(getattr(args, "inputs", None) or [])})
 
 
 # --------------------------------------------------------------------------------------------

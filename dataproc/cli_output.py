@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from dataproc.errors import ConfigError
+
 EXIT_OK, EXIT_PROBLEMS = 0, 3  # docs/api.md: 3 = finished, found problems
 
 
@@ -49,9 +51,20 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_reshard(args: argparse.Namespace) -> int:
+    from dataproc.config import ExecutionConfig
     from dataproc.reshard import reshard
 
-    m = reshard(args.out, args.output, num_files=args.files, seed=args.seed, use_ray=args.ray)
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: must be at least 1")
+    execution = ExecutionConfig(address=args.address, workers=args.workers)
+    m = reshard(
+        args.out,
+        args.output,
+        num_files=args.files,
+        seed=args.seed,
+        use_ray=args.ray,
+        execution=execution,
+    )
     t = m["totals"]
     print(
         f"wrote {t['files']} files, {t['rows']:,} documents, {t['tokens']:,} tokens to {args.output}"
@@ -107,7 +120,16 @@ def register(subparsers: Any) -> None:
     r.add_argument("--files", type=int, required=True, metavar="N", help="number of output files")
     r.add_argument("--output", "-o", required=True, metavar="NEW", help="new (empty) output folder")
     r.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0)")
-    r.add_argument("--ray", action="store_true", help="run both passes as Ray tasks")
+    r.add_argument(
+        "--ray",
+        action="store_true",
+        help="run both passes as Ray tasks (a local cluster bound to 127.0.0.1 unless "
+        "--address or RAY_ADDRESS names one)",
+    )
+    r.add_argument("--address", help="with --ray: Ray cluster to join (`auto`, ray://host:10001)")
+    r.add_argument(
+        "--workers", type=int, metavar="N", help="with --ray: CPUs of a local cluster (default all)"
+    )
     r.set_defaults(func=cmd_reshard)
 
     m = subparsers.add_parser(

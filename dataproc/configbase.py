@@ -6,6 +6,11 @@ from pydantic import BaseModel, ConfigDict
 
 
 class StrictModel(BaseModel):
-    """A config section: unknown keys are errors, values are validated on assignment."""
+    """A config section: unknown keys are errors, and it is frozen once built.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    A run's config is shared by the driver and every task, and its fingerprint keys resume:
+    a change after validation would make the two disagree silently. Derive a changed copy
+    with ``model_copy(update=...)`` (or ``replace``) instead.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)

@@ -37,6 +37,9 @@ class Document:
     warc_target_uri: str = ""
     # Free-form per-stage annotations (e.g. {"pii": {"email": 2}}); not written to Parquet.
     metadata: dict[str, Any] = field(default_factory=dict)
+    # ``(text, split_words(text))`` for the text it was split from (``text_utils.doc_words``):
+    # the quality stages split a document once. Not part of the document's value.
+    word_cache: tuple[str, tuple[str, ...]] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True, frozen=True)

@@ -40,5 +40,10 @@ class DedupError(DataprocError):
         )
 
 
+class StageError(DataprocError):
+    """A stage broke the stage contract (``dataproc.stages.base``), e.g. a drop reason that is
+    not one of its ``REASONS``: a bug in that stage, named in the message."""
+
+
 class ExtractionError(DataprocError):
     """Text extraction cannot run (missing optional extractor, sandbox child failed to start)."""

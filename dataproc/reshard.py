@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from dataproc.io import fs
 from dataproc.io.layout import OutputLayout, reshard_spill_file, token_file
 from dataproc.io.manifest import build_manifest, read_manifest, write_manifest
 from dataproc.io.token_writer import ParquetFileSink, TokenFileInfo, token_schema
+
+if TYPE_CHECKING:
+    from dataproc.config import ExecutionConfig
 
 _SEED_TAG_ASSIGN = 0xA551
 _SEED_TAG_PERM = 0x9E53
@@ -117,9 +120,19 @@ def _write_output(
     return sink.close(k)
 
 
-def reshard(src: str, dst: str, *, num_files: int, seed: int = 0, use_ray: bool = False) -> dict:
+def reshard(
+    src: str,
+    dst: str,
+    *,
+    num_files: int,
+    seed: int = 0,
+    use_ray: bool = False,
+    execution: ExecutionConfig | None = None,
+) -> dict:
     """Shuffle all documents of ``src`` into ``num_files`` near-equal files under ``dst``.
 
+    ``use_ray``: both passes as Ray tasks, on the cluster ``execution`` names (default: a
+    loopback-only local one, started and stopped like a run's, ``runner/ray_runtime.py``).
     Returns the new manifest (also written to ``dst/manifest.json``).
     """
     started = time.time()
@@ -136,17 +149,21 @@ def reshard(src: str, dst: str, *, num_files: int, seed: int = 0, use_ray: bool 
     assignment = _assign(src, manifest, num_files, seed)
     entries = manifest["files"]
     if use_ray:
-        import ray
+        from dataproc.config import ExecutionConfig
+        from dataproc.runner.ray_runtime import ray_session
 
-        spill = ray.remote(_spill_input)
-        ray.get(
-            [
-                spill.remote(src, dst, i, e["path"], a, config)
-                for i, (e, a) in enumerate(zip(entries, assignment, strict=True))
-            ]
-        )
-        write = ray.remote(_write_output)
-        infos = ray.get([write.remote(dst, k, config, tokenizer, seed) for k in range(num_files)])
+        with ray_session(execution or ExecutionConfig()) as ray:
+            spill = ray.remote(_spill_input)
+            ray.get(
+                [
+                    spill.remote(src, dst, i, e["path"], a, config)
+                    for i, (e, a) in enumerate(zip(entries, assignment, strict=True))
+                ]
+            )
+            write = ray.remote(_write_output)
+            infos = ray.get(
+                [write.remote(dst, k, config, tokenizer, seed) for k in range(num_files)]
+            )
     else:
         for i, (e, a) in enumerate(zip(entries, assignment, strict=True)):
             _spill_input(src, dst, i, e["path"], a, config)

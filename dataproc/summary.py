@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dataproc.io.layout import OutputLayout
+from dataproc.runner.phases import Phase
 
 # Off a terminal (CI, `ray job logs`, a file) nothing should be cut or wrapped at rich's default
 # 80 columns: tables take the width they need, long paths stay on one line.
@@ -76,7 +77,11 @@ def print_summary(result: Any, console: Console | None = None) -> None:
         )
     reused = {k: v for k, v in result.reused.items() if v}
     if reused:
-        names = {"phase1": "filtered files", "phase2": "dedup", "phase3": "tokenized files"}
+        names = {
+            Phase.FILTER: "filtered files",
+            Phase.DEDUP: "dedup",
+            Phase.TOKENIZE: "tokenized files",
+        }
         parts = [f"{names.get(k, k)} {v}" for k, v in reused.items()]
         console.print("reused from an earlier run (not redone): " + escape(", ".join(parts)))
     layout = OutputLayout(result.out_dir)

@@ -328,14 +328,18 @@ def test_crawl_finds_robots_files_of_the_selected_segments(tmp_path: Path) -> No
         robots_paths[0]: _robots_warc(tmp_path).read_bytes(),
     }
     with FaultyFileServer(files) as srv:
-        config = build_config({"output": str(tmp_path / "out")})
-        config.inputs = [
-            f"{srv.base_url}/crawl-data/{crawl}/segments/{seg_a}/warc/CC-MAIN-x-00001.warc.gz"
-        ]
+        config = build_config(
+            {
+                "output": str(tmp_path / "out"),
+                "inputs": [
+                    f"{srv.base_url}/crawl-data/{crawl}/segments/{seg_a}/warc/CC-MAIN-x-00001.warc.gz"
+                ],
+            }
+        )
         args = argparse.Namespace(robots=None, crawl=crawl, crawl_base_url=srv.base_url)
-        apply_consent_args(args, config)
+        config = apply_consent_args(args, config)
         assert config.consent.robots == [f"{srv.base_url}/{robots_paths[0]}"]
-        resolve_index_paths(config)
+        config = resolve_index_paths(config)
         from dataproc.consent.prepare import prepare_run_indexes
 
         prepare_run_indexes(config)  # remote robots files are read like any input

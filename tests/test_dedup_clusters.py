@@ -257,7 +257,7 @@ def _star_labels(tmp: Path, edges: list[tuple[int, int]], parts: int, files: int
     bounds = sorted({0, inputs, *rng.sample(range(1, inputs + 1), min(parts - 1, inputs))})
     ranges = list(itertools.pairwise(bounds))
     star, _ = clusters_mod.star_components(
-        paths, ranges, str(tmp / "cc"), clusters_mod.local_execute
+        paths, ranges, str(tmp / "cc"), clusters_mod.local_execute, 1 << 30
     )
     labels = {}
     for lo, hi in ranges:
@@ -393,7 +393,10 @@ def test_compacting_band_files_changes_nothing(tmp_path: Path) -> None:
 
     srcs = [(s.path, 0, None) for s in sources[:3]]
     one, five = str(tmp_path / "one.parquet"), str(tmp_path / "five.parquet")
-    assert compact_band_files(srcs, one, 112, 14, 1) == compact_band_files(srcs, five, 112, 14, 5)
+    m = 1 << 30
+    assert compact_band_files(srcs, one, 112, 14, 1, m) == compact_band_files(
+        srcs, five, 112, 14, 5, m
+    )
     assert pq.read_table(one).equals(pq.read_table(five))
 
 
@@ -496,7 +499,8 @@ def test_finish_range_rejects_nothing_outside_this_run(tmp_path: Path) -> None:
         [0],
         str(tmp_path),
         False,
+        1 << 30,
     )
     rows = pq.read_table(tmp_path / "removed" / "000000.parquet").to_pylist()
     assert rows == [{"doc": 0, "kept": 1, "reason": "near_duplicate", "kept_source": 0}]
-    assert out["clusters"] == 1 and out["docs_in_clusters"] == 3
+    assert out.clusters == 1 and out.docs_in_clusters == 3

@@ -135,7 +135,7 @@ def _band_files(tmp: Path) -> list[tuple[str, int, str | None]]:
     ]
 
 
-def _bucket(tmp: Path, name: str, sources: list, memory: int) -> tuple[dict, bytes, bytes]:
+def _bucket(tmp: Path, name: str, sources: list, memory: int) -> tuple[Any, bytes, bytes]:
     e, x = str(tmp / f"{name}-e.parquet"), str(tmp / f"{name}-x.parquet")
     stats = find_bucket_edges(sources, 0, 1 << 64, e, x, CFG.num_perm, CFG.min_similarity, memory)
     return stats, Path(e).read_bytes(), Path(x).read_bytes()
@@ -149,7 +149,7 @@ def test_bucket_task_streams_heavy_keys_to_the_same_files(
     assert spied == {"heavy": 0, "spills": 0, "folded": 0}
     tiny = _bucket(tmp_path, "tiny", sources, 60_000)  # heavy above 113 rows, spills
     assert spied["heavy"] == 2 and spied["spills"] > 4  # keys 555 (2 bands) and 777
-    assert whole[0]["edges"] > 300 and whole[0]["pairs_rejected"] > 0
+    assert whole[0].edges > 300 and whole[0].pairs_rejected > 0
     assert tiny == whole
     assert not list(tmp_path.glob("*.run*")), "run files are removed after the merge"
 

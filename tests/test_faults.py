@@ -24,6 +24,7 @@ from _crawl_fixtures import FaultyFileServer, executions, manifest_core, output_
 
 from dataproc.config import build_config
 from dataproc.runner.driver import run_pipeline
+from dataproc.runner.phases import Phase
 
 pytestmark = pytest.mark.ray
 
@@ -132,7 +133,7 @@ def test_shard_that_keeps_failing_is_reported_and_the_rest_finishes(server, refe
     _reset(srv)
     again = _run(urls, out)
     assert again.ok, again.failures
-    assert again.executed["phase1"] == 1 and again.reused["phase1"] == 2
+    assert again.executed[Phase.FILTER] == 1 and again.reused[Phase.FILTER] == 2
     _assert_same_as_reference(out, reference)
     after = executions(out)
     assert after[0] == 1 and after[1] == 1 and after[2] == counts[2] + 1

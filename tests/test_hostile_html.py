@@ -175,7 +175,7 @@ def test_extraction_timeout_kills_the_child_and_frees_its_memory() -> None:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_DEAD
         assert stage.restarts["timeout"] >= 1
         # The next page is extracted by a fresh child (given a normal limit).
-        stage.config.timeout_seconds = 10.0
+        stage.config = stage.config.model_copy(update={"timeout_seconds": 10.0})
         ok = stage.process(Document(id="ok", url="http://x/", source="s", html=page(ARTICLE)))
         assert isinstance(ok, Document) and SENTENCE.strip() in ok.text
         assert stage.child_pid not in (None, pid)

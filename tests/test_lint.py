@@ -31,3 +31,19 @@ def test_mypy():
         [_tool("mypy"), "dataproc/"], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_pre_commit_runs_what_ci_runs():
+    """The pre-commit hooks are the checks above, on the installed tools (no download)."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    hooks = [h for repo in config["repos"] for h in repo["hooks"]]
+    assert all(repo["repo"] == "local" for repo in config["repos"])
+    assert all(h["language"] == "system" for h in hooks)
+    entries = [h["entry"] for h in hooks]
+    assert entries == [
+        "ruff check --force-exclude",
+        "ruff format --force-exclude",
+        "mypy dataproc/",
+    ]

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from dataproc.config import build_config
 from dataproc.dedup.config import DedupConfig
 from dataproc.dedup.minhash import MinHasher, normalize_for_dedup, word_shingles
-from dataproc.errors import ConfigError
+from dataproc.errors import ConfigError, DedupError
 
 FOX = "The quick brown fox jumps over the lazy dog while the cat sleeps on the warm mat."
 
@@ -128,7 +128,7 @@ def test_band_keys_differ_per_band_for_equal_values(hasher: MinHasher) -> None:
 
 
 def test_band_keys_rejects_wrong_shape(hasher: MinHasher) -> None:
-    with pytest.raises(ValueError, match=r"expected \(112,\)"):
+    with pytest.raises(DedupError, match=r"expected \(112,\)"):
         hasher.band_keys(np.zeros(100, dtype=np.uint64))
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from dataproc.config import build_config
 from dataproc.runner.driver import run_pipeline
+from dataproc.runner.phases import Phase
 from dataproc.sample import write_sample_warcs
 from dataproc.stages.tokenize import load_encoding
 
@@ -154,7 +155,7 @@ def test_rerun_reuses_everything_and_changes_nothing(first_run):
     manifest_before = _manifest_without_timings(out)
     result = run_pipeline(config)
     assert result.ok
-    assert result.executed.get("phase1") == 0 and result.executed.get("phase3") == 0
+    assert result.executed.get(Phase.FILTER) == 0 and result.executed.get(Phase.TOKENIZE) == 0
     assert _tree_digest(out) == before
     assert _manifest_without_timings(out) == manifest_before
 
@@ -187,7 +188,7 @@ def test_multilingual_pipeline_keeps_every_language(ray_cluster, sample, tmp_pat
 
     paths, truth = sample
     config = load_config("pipelines/multilingual.yaml", ["execution.progress=none"])
-    config.inputs, config.output = paths, str(tmp_path / "multi")
+    config = config.model_copy(update={"inputs": paths, "output": str(tmp_path / "multi")})
     result = run_pipeline(config)
     assert result.ok, result.failures
     table = pads.dataset(str(tmp_path / "multi" / "tokens"), format="parquet").to_table()
@@ -215,7 +216,7 @@ def test_a_part_left_by_an_earlier_generation_is_removed(first_run):
     m["generation"] = "older"
     marker.write_text(json.dumps(m))
     result = run_pipeline(config)
-    assert result.ok and result.executed.get("phase3") == 1
+    assert result.ok and result.executed.get(Phase.TOKENIZE) == 1
     assert not (out / stale).exists()
     assert _tree_digest(out) == before
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from dataproc.config import ExecutionConfig
+from dataproc.io.markers import FilterMarker
 from dataproc.runner.progress import Progress, format_duration
 from dataproc.stats import StageStats, StatsSet
 
 
-def _unit(index: int, read: int, kept: int, tokens: int = 0) -> dict:
+def _unit(index: int, read: int, kept: int, tokens: int = 0) -> FilterMarker:
     r = StageStats("read", docs_in=read, docs_out=read, bytes_in=read * 1000)
     x = StageStats("extract", docs_in=read, docs_out=kept)
     x.drop("empty", read - kept)
@@ -22,7 +23,16 @@ def _unit(index: int, read: int, kept: int, tokens: int = 0) -> dict:
         t = StageStats("tokenize", docs_in=kept, docs_out=kept)
         t.counters["tokens"] = tokens
         stats = StatsSet([t])
-    return {"input_index": index, "stats": stats.to_list()}
+    return FilterMarker(
+        input_index=index,
+        input=f"in-{index}.warc.gz",
+        fingerprint="f",
+        stats=stats.to_list(),
+        seconds=1.0,
+        input_bytes=read * 1000,
+        docs_kept=kept,
+        languages={},
+    )
 
 
 def test_format_duration() -> None:

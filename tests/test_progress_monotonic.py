@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from dataproc.io.markers import FilterMarker
 from dataproc.runner.live import LiveClient
 from dataproc.runner.progress import Progress
 from dataproc.stats import StageStats, StatsSet
@@ -22,6 +23,19 @@ def _stats(read: int, dropped: int) -> list[dict[str, Any]]:
     r = StageStats("read", docs_in=read + dropped, docs_out=read)
     r.drop("request", dropped)
     return StatsSet([r]).to_list()
+
+
+def _marker(index: int, stats: list[dict[str, Any]]) -> FilterMarker:
+    return FilterMarker(
+        input_index=index,
+        input="x.warc.gz",
+        fingerprint="f",
+        stats=stats,
+        seconds=1.0,
+        input_bytes=None,
+        docs_kept=0,
+        languages={},
+    )
 
 
 class _Snapshots:
@@ -55,7 +69,7 @@ def test_stage_counts_never_go_backwards(capsys: pytest.CaptureFixture[str]) -> 
     live.answer = {"filter/0": _stats(230, 1501), "filter/1": _stats(100, 600)}
     p.tick()
     # Unit 0 finishes; its final stats arrive before the next poll drops its partial ones.
-    p.unit_done("filter", {"input_index": 0, "stats": _stats(250, 1600)})
+    p.unit_done("filter", _marker(0, _stats(250, 1600)))
     live.answer = {"filter/1": _stats(120, 700)}
     p.tick()
     live.answer = None  # the actor did not answer in time: keep the last counts

@@ -30,7 +30,7 @@ from dataproc.stages.quality import (
     ngram_denominator,
     quality_stages,
 )
-from dataproc.stages.text_utils import _WORD_TOKEN_RE, split_words, words_of
+from dataproc.stages.text_utils import _WORD_TOKEN_RE, doc_words, split_words
 
 _VOCAB = [
     "river",
@@ -591,15 +591,16 @@ def test_has_alpha_is_any_isalpha_for_every_character() -> None:
     assert _has_alpha("²a") and _has_alpha("½ⅻb") and not _has_alpha("²½_9")
 
 
-def test_words_of_is_split_words_cached() -> None:
-    from dataproc.stages.text_utils import split_words, words_of
-
-    a = "Hello, wörld: 3 words"
-    b = "".join(["other ", "text"])
-    assert words_of(a) == tuple(split_words(a))
-    assert words_of(b) == ("other", "text")
-    assert words_of(a) == tuple(split_words(a))  # a different text evicts the cached one
-    assert words_of(b) is words_of(b)
+def test_doc_words_is_split_words_cached_per_document() -> None:
+    a = Document(id="a", url="http://a/", source="s", text="Hello, wörld: 3 words")
+    b = Document(id="b", url="http://b/", source="s", text="".join(["other ", "text"]))
+    assert doc_words(a) == tuple(split_words(a.text))
+    assert doc_words(b) == ("other", "text")
+    assert doc_words(a) is doc_words(a)  # another document's split does not evict it
+    assert doc_words(b) is doc_words(b)
+    a.text = "a new text"  # a stage rewrote it (C4): split again
+    assert doc_words(a) == ("a", "new", "text")
+    assert a == Document(id="a", url="http://a/", source="s", text="a new text")  # not a value
 
 
 # -- n-gram fractions stay within [0, 1] (issue 13, item 12) -----------------------------------
@@ -611,7 +612,7 @@ _MIXED_PIECES = st.sampled_from(
 
 
 def _fractions(text: str) -> list[float]:
-    grams = _RepeatedNgrams(words_of(text))
+    grams = _RepeatedNgrams(split_words(text))
     whole = ngram_denominator(len(text), grams)
     out = []
     for n in range(1, 13):
@@ -622,7 +623,7 @@ def _fractions(text: str) -> list[float]:
 
 def test_duplicated_ngram_fraction_on_repetitive_cjk_is_at_most_one() -> None:
     text = "哈" * 2000  # before: duplicated 5-gram fraction 1.8 (5 chars + 4 "spaces" per 5)
-    grams = _RepeatedNgrams(words_of(text))
+    grams = _RepeatedNgrams(split_words(text))
     frac = grams.dup_chars(5) / ngram_denominator(len(text), grams)
     # 9 of every 10 joined characters (the space between two n-grams is in neither), the
     # same as for "a a a a ..." in English.
@@ -637,7 +638,7 @@ def test_duplicated_ngram_fraction_on_repetitive_cjk_is_at_most_one() -> None:
 def test_english_fractions_are_unchanged_by_the_bound() -> None:
     # Space-separated text: the denominator is the document's length, as in Gopher/datatrove.
     text = "the cat sat on the mat. " * 30
-    grams = _RepeatedNgrams(words_of(text))
+    grams = _RepeatedNgrams(split_words(text))
     assert ngram_denominator(len(text), grams) == len(text)
 
 

@@ -36,7 +36,7 @@ def _run(shard: tuple[str, int], out: Path, rejects_text: bool) -> OutputLayout:
         }
     )
     run_phase1(path, index, config, str(out))
-    run_phase3(path, index, config, str(out), tokenizer_info(config.tokenizer))
+    run_phase3(path, index, config, str(out), tokenizer_info(config.tokenizer), generation="g")
     return OutputLayout(str(out))
 
 

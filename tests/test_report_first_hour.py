@@ -117,18 +117,34 @@ def test_inspect_and_report_both_say_unknown(tmp_path: Path) -> None:
 
 def _interrupted_run(out: Path) -> Path:
     """An output whose run stopped after filtering 1 of 2 inputs (markers as the driver writes)."""
+    from dataproc.io.markers import FilterMarker, RunState
+
     (out / "_work" / "done").mkdir(parents=True)
-    (out / "_work" / "run.json").write_text(
-        json.dumps({"fingerprint": "f1", "num_inputs": 2, "settings": {"name": "mine"}})
+    state = RunState(
+        state_version=1,
+        fingerprint="f1",
+        inputs_digest="d",
+        num_inputs=2,
+        settings={"name": "mine"},
     )
+    (out / "_work" / "run.json").write_text(json.dumps(state.to_json()))
     stats = [
         _stage("read", 500, {"request": 200, "non_html": 50}, 9_000_000, 8_000_000).to_dict(),
         _stage("extract", 250, {"empty": 50}, 8_000_000, 400_000).to_dict(),
     ]
-    marker = {"fingerprint": "f1", "stats": stats, "languages": {"en": 180, "de": 20}}
-    (out / "_work" / "done" / "000000-phase1.json").write_text(json.dumps(marker))
-    stale = dict(marker, fingerprint="old-config")
-    (out / "_work" / "done" / "000001-phase1.json").write_text(json.dumps(stale))
+    marker = FilterMarker(
+        input_index=0,
+        input="a.warc.gz",
+        fingerprint="f1",
+        stats=stats,
+        seconds=1.0,
+        input_bytes=9_000_000,
+        docs_kept=200,
+        languages={"en": 180, "de": 20},
+    )
+    (out / "_work" / "done" / "000000-phase1.json").write_text(json.dumps(marker.to_json()))
+    stale = marker.model_copy(update={"input_index": 1, "fingerprint": "old-config"})
+    (out / "_work" / "done" / "000001-phase1.json").write_text(json.dumps(stale.to_json()))
     (out / "_work" / "done" / "000001-phase3.json").write_text("{cut sho")
     return out
 

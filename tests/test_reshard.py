@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -104,3 +105,21 @@ def test_reshard_keeps_per_row_group_counts_and_verify_checks_them(src, tmp_path
     write_manifest(dst, m)
     problems = verify_output(dst).problems
     assert len(problems) == 1 and "per-row-group counts differ" in problems[0]
+
+
+def test_only_ray_runtime_brings_ray_up():
+    """``reshard --ray`` and every other Ray user get Ray from ``runner/ray_runtime.py`` (which
+    binds a local cluster to 127.0.0.1 and reaps it): a bare ``import ray`` elsewhere would
+    let ``ray.remote`` start a cluster on its own, on every interface."""
+    import ast
+
+    import dataproc
+
+    root = Path(dataproc.__file__).parent
+    importers = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import) and any(a.name == "ray" for a in node.names):
+                importers.add(path.relative_to(root).as_posix())
+    # live.py and logs.py only look up what a running session holds (actor, worker context).
+    assert importers == {"runner/ray_runtime.py", "runner/live.py", "logs.py"}

@@ -20,6 +20,7 @@ from warc_builder import WarcBuilder
 
 from dataproc.config import PipelineConfig, build_config
 from dataproc.io.layout import OutputLayout
+from dataproc.io.markers import FilterMarker
 from dataproc.readers.spans import ReaderState, split_points
 from dataproc.runner.phase1 import run_phase1
 from dataproc.runner.ranges import Span, head_state, merge_ranges, run_range
@@ -58,8 +59,9 @@ def _files(out: Path) -> dict[str, str]:
     return {k: hashlib.sha256(Path(p).read_bytes()).hexdigest() for k, p in paths.items()}
 
 
-def _result(r: dict[str, Any]) -> dict[str, Any]:
-    """A marker payload without what may differ between runs (timings)."""
+def _result(marker: FilterMarker) -> dict[str, Any]:
+    """A marker's JSON without what may differ between runs (timings)."""
+    r = marker.to_json()
     keep = {k: v for k, v in r.items() if k not in ("seconds", "outputs")}
     keep["stats"] = [{k: v for k, v in s.items() if "seconds" not in k} for s in r["stats"]]
     return keep

@@ -5,6 +5,7 @@ from collections import Counter
 import pytest
 
 from dataproc.document import Document, Reject
+from dataproc.errors import StageError
 from dataproc.stages.base import Stage, run_stage
 from dataproc.stats import StageStats, StatsSet
 
@@ -78,7 +79,7 @@ def test_undeclared_reason_is_a_bug():
         def process(self, doc):
             return Reject("b")
 
-    with pytest.raises(ValueError, match="not one of its REASONS"):
+    with pytest.raises(StageError, match="not one of its REASONS"):
         list(run_stage(Bad(), _docs(["x"]), StageStats("bad"), lambda *a: None))
 
     class Silent(Stage):  # no REASONS: a promise never to drop
@@ -87,7 +88,7 @@ def test_undeclared_reason_is_a_bug():
         def process(self, doc):
             return Reject("anything")
 
-    with pytest.raises(ValueError, match="not one of its REASONS"):
+    with pytest.raises(StageError, match="not one of its REASONS"):
         list(run_stage(Silent(), _docs(["x"]), StageStats("silent"), lambda *a: None))
 
 

@@ -11,28 +11,35 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from dataproc.errors import ConfigError
 from dataproc.io import fs
 from dataproc.io.layout import OutputLayout
+
+if TYPE_CHECKING:
+    from dataproc.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 
 
-def resolve_index_paths(config: Any) -> None:
-    """Point the stages at the run's own index folders (before the fingerprint is taken)."""
+def resolve_index_paths(config: PipelineConfig) -> PipelineConfig:
+    """The config with the stages pointed at the run's own index folders and every eval set's
+    sha256 filled in (before the fingerprint is taken; the config is frozen, so a copy)."""
     if config.output is None:
-        return
-    if config.consent.enabled and config.consent.robots and not config.consent.robots_index:
-        config.consent.robots_index = OutputLayout(config.output).robots_index_dir
+        return config
+    layout = OutputLayout(config.output)
+    consent = config.consent
+    if consent.enabled and consent.robots and not consent.robots_index:
+        consent = consent.model_copy(update={"robots_index": layout.robots_index_dir})
     dc = config.decontaminate
     if dc.enabled and dc.sets:
-        if dc.index is None:
-            dc.index = OutputLayout(config.output).decontam_index_dir
         from dataproc.errors import InputError
 
+        sets = []
         for spec in dc.sets:
             if spec.path is None:
+                sets.append(spec)
                 continue
             if not fs.exists(spec.path):
                 raise InputError(f"decontaminate set {spec.name!r}: no such file {spec.path}")
@@ -42,15 +49,18 @@ def resolve_index_paths(config: Any) -> None:
                     f"decontaminate set {spec.name!r}: {spec.path} has sha256 {digest}, "
                     f"the config says {spec.sha256}"
                 )
-            spec.sha256 = digest
+            sets.append(spec.model_copy(update={"sha256": digest}))
+        index = dc.index if dc.index is not None else layout.decontam_index_dir
+        dc = dc.model_copy(update={"index": index, "sets": sets})
+    return config.model_copy(update={"consent": consent, "decontaminate": dc})
 
 
-def apply_consent_args(args: argparse.Namespace, config: Any) -> None:
+def apply_consent_args(args: argparse.Namespace, config: PipelineConfig) -> PipelineConfig:
     """``--robots PATH...`` (or ``--crawl ID``): the run builds a robots index into OUT."""
     robots = list(getattr(args, "robots", None) or [])
     crawl = getattr(args, "crawl", None)
     if not config.consent.enabled:
-        return
+        return config
     if (
         not robots
         and crawl
@@ -67,7 +77,9 @@ def apply_consent_args(args: argparse.Namespace, config: Any) -> None:
         from dataproc.consent.robots_index import list_robots_files
 
         list_robots_files(robots)  # a missing robots path is an error before anything runs
-        config.consent.robots = robots
+        consent = config.consent.model_copy(update={"robots": robots})
+        return config.model_copy(update={"consent": consent})
+    return config
 
 
 def _index_is_current(index_dir: str, files: list[str]) -> bool:
@@ -127,7 +139,10 @@ def _prepare_robots(config: Any) -> None:
 
     index_dir = consent.robots_index
     if index_dir is None:
-        raise ValueError("consent.robots needs consent.robots_index (set by the CLI)")
+        raise ConfigError(
+            "consent.robots needs consent.robots_index: give the run an output folder "
+            "(the index is built there), or set consent.robots_index"
+        )
     files = list_robots_files(consent.robots)
     if _index_is_current(index_dir, files):
         meta = fs.read_json(fs.join(index_dir, "meta.json"))

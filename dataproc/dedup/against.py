@@ -11,11 +11,14 @@ anything else is a one-line ``DedupError``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dataproc.dedup.config import DedupConfig
 from dataproc.errors import DedupError
 from dataproc.io.layout import OutputLayout
+
+if TYPE_CHECKING:
+    from dataproc.io.markers import RunState
 
 SAME_SETTINGS = ("num_perm", "bands", "rows", "ngram", "seed", "exact")
 """Dedup settings that must agree (shingling, normalization and hashing depend on them)."""
@@ -31,8 +34,10 @@ class EarlierOutput:
     rows: list[int]
 
 
-def _settings_of(out: str) -> dict[str, Any]:
+def _settings_of(out: str) -> tuple[RunState, dict[str, Any]]:
+    """The run state and manifest of an earlier output, checked to be a complete run."""
     from dataproc.io import fs
+    from dataproc.io.markers import MarkerError, read_run_state
 
     layout = OutputLayout(out)
     run_json, manifest = layout.run_state, layout.manifest
@@ -41,24 +46,25 @@ def _settings_of(out: str) -> dict[str, Any]:
             f"--dedup-against {out}: not a dataproc output (no manifest.json and _work/run.json)"
         )
     try:
-        state = fs.read_json(run_json)
+        state = read_run_state(run_json)
         man = fs.read_json(manifest)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, MarkerError) as e:
         raise DedupError(f"--dedup-against {out}: cannot read its run state: {e}") from None
     if not man.get("complete"):
         raise DedupError(f"--dedup-against {out}: that run is not complete; finish it first")
-    return {"state": state, "manifest": man}
+    return state, man
 
 
 def check_against(config: DedupConfig) -> list[EarlierOutput]:
     """Validate every ``dedup.against`` output; return where their dedup files are."""
     from dataproc.io import fs
+    from dataproc.io.markers import FilterMarker, MarkerError, read_marker
 
     outs: list[EarlierOutput] = []
     mine = config.model_dump(mode="json")
     for out in config.against:
-        info = _settings_of(out)
-        theirs = info["state"].get("settings", {}).get("dedup", {})
+        state, manifest = _settings_of(out)
+        theirs = state.settings.get("dedup", {})
         if not theirs.get("enabled", False):
             raise DedupError(f"--dedup-against {out}: that run had dedup off; nothing to use")
         diff = [k for k in SAME_SETTINGS if theirs.get(k) != mine.get(k)]
@@ -66,7 +72,7 @@ def check_against(config: DedupConfig) -> list[EarlierOutput]:
             what = ", ".join(f"{k} {theirs.get(k)!r} != {mine.get(k)!r}" for k in diff)
             raise DedupError(f"--dedup-against {out}: dedup settings differ ({what})")
         layout = OutputLayout(out)
-        indices = [int(i["index"]) for i in info["manifest"].get("inputs", [])]
+        indices = [int(i["index"]) for i in manifest.get("inputs", [])]
         bands = [layout.bands(i) for i in indices]
         if indices and not fs.exists(bands[0]):
             raise DedupError(
@@ -75,9 +81,12 @@ def check_against(config: DedupConfig) -> list[EarlierOutput]:
             )
         rows = []
         for i in indices:
-            marker = layout.phase1_marker(i)
-            kept = fs.read_json(marker).get("docs_kept", 0) if fs.exists(marker) else 0
-            rows.append(int(kept) * (config.bands + 1))
+            try:
+                marker = read_marker(layout.phase1_marker(i), FilterMarker, state.fingerprint)
+            except MarkerError as e:
+                raise DedupError(f"--dedup-against {out}: {e}") from None
+            kept = marker.docs_kept if marker is not None else 0
+            rows.append(kept * (config.bands + 1))
         removed = [layout.removed(i) for i in indices]
         outs.append(EarlierOutput(out, bands, removed, rows))
     return outs

@@ -40,6 +40,7 @@ from dataproc.dedup.components import (
 )
 from dataproc.dedup.config import DedupConfig
 from dataproc.dedup.edges import band_row_bytes, find_bucket_edges
+from dataproc.dedup.results import BucketResult, RangeResult
 from dataproc.errors import DedupError
 from dataproc.io.layout import DedupLayout
 
@@ -198,16 +199,26 @@ def run_phase2(
         )
         for t, (lo, hi) in enumerate(buckets)
     ]
-    stats = execute("dedup-buckets", calls)
-    summary.edges = sum(s["edges"] for s in stats.values())
-    summary.candidate_pairs = sum(s["pairs_checked"] for s in stats.values())
-    summary.pairs_rejected = sum(s["pairs_rejected"] for s in stats.values())
+    stats: dict[str, BucketResult] = execute("dedup-buckets", calls)
+    summary.edges = sum(s.edges for s in stats.values())
+    summary.candidate_pairs = sum(s.pairs_checked for s in stats.values())
+    summary.pairs_rejected = sum(s.pairs_rejected for s in stats.values())
     summary.tasks["buckets"] = len(buckets)
 
     parts = math.ceil(2 * summary.edges * EDGE_ROW_BYTES / config.task_memory)
     removed_dir = dedup_dir
     if parts <= 1:
-        args = (edge_files, exact_files, 0, id_space, offsets, run_inputs, removed_dir, False)
+        args = (
+            edge_files,
+            exact_files,
+            0,
+            id_space,
+            offsets,
+            run_inputs,
+            removed_dir,
+            False,
+            config.task_memory,
+        )
         results = execute("dedup-removed", [("all", finish_range, args)])
         summary.tasks["components"] = 1
         summary.tasks["star_rounds"] = 0
@@ -243,13 +254,14 @@ def run_phase2(
         )
         summary.tasks["components"] = len(ranges)
         summary.tasks["star_rounds"] = rounds
-    for part in results.values():
-        summary.clusters += part["clusters"]
-        summary.docs_in_clusters += part["docs_in_clusters"]
-        summary.max_cluster_size = max(summary.max_cluster_size, part["max_cluster_size"])
-        for k, v in part["size_histogram"].items():
+    ranges_done: list[RangeResult] = list(results.values())
+    for part in ranges_done:
+        summary.clusters += part.clusters
+        summary.docs_in_clusters += part.docs_in_clusters
+        summary.max_cluster_size = max(summary.max_cluster_size, part.max_cluster_size)
+        for k, v in part.size_histogram.items():
             summary.size_histogram[k] = summary.size_histogram.get(k, 0) + v
-        for k, v in part["removed"].items():
+        for k, v in part.removed.items():
             summary.removed[k] += v
     return summary
 
@@ -290,7 +302,7 @@ def star_components(
     ranges: list[tuple[int, int]],
     dedup_dir: str,
     execute: Execute,
-    task_memory: int = 1 << 30,
+    task_memory: int,
 ) -> tuple[list[str], int]:
     """Large-star/small-star rounds over the input ``ranges`` until the edges are min-stars.
 
@@ -318,7 +330,7 @@ def star_components(
         if current is not edge_files:
             for p in current:
                 fs.remove(p)
-        if sum(r["unstable"] for r in res.values()) == 0:
+        if sum(r.unstable for r in res.values()) == 0:
             # The input was min-stars already: a large-star round maps min-stars onto
             # themselves, each edge emitted once by its centre's task (no repeats).
             return large, rounds

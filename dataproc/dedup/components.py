@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dataproc.dedup.results import RangeResult, StarResult
 from dataproc.errors import DedupError
 from dataproc.io.layout import DedupLayout
 
@@ -201,12 +202,12 @@ EDGE_ROW_BYTES = 64
 
 
 def star_round(
-    kind: str, paths: list[str], lo: int, hi: int, out_path: str, task_memory: int = 1 << 30
-) -> dict[str, int]:
+    kind: str, paths: list[str], lo: int, hi: int, out_path: str, task_memory: int
+) -> StarResult:
     """One large-star (``kind='large'``) or small-star task over the nodes ``[lo, hi)``.
 
-    Writes the emitted edges to ``out_path``; returns ``{"unstable": nodes of the INPUT that
-    are not yet leaves or centres of a min-star, "edges": edges written}``.
+    Writes the emitted edges to ``out_path``; returns the edges written and the nodes of the
+    INPUT that are not yet leaves or centres of a min-star (``unstable``).
 
     Two passes, neither holding a node's adjacency: the first folds each node's rows into
     (smallest, largest neighbour) — ``m = min(Γ(u) ∪ {u})`` and "degree > 1" (largest ≠
@@ -240,7 +241,7 @@ def star_round(
         unstable = 0
         own = m != u
         emit(u[own], m[own])
-    return {"unstable": unstable, "edges": out.close() // 2}
+    return StarResult(unstable=unstable, edges=out.close() // 2)
 
 
 def _components(n: int, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -302,8 +303,8 @@ def finish_range(
     run_inputs: list[int],
     removed_dir: str,
     converged: bool,
-    task_memory: int = 1 << 30,
-) -> dict[str, Any]:
+    task_memory: int,
+) -> RangeResult:
     """Write the removal files of this run's inputs in ``[input_lo, input_hi)`` (id space).
 
     ``converged``: the edge files are min-stars (the last large-star round's output, where
@@ -326,17 +327,16 @@ def finish_range(
         order = np.argsort(leaf, kind="stable")
         leaf, centre = leaf[order], centre[order]
     sizes = counts + 1
-    summary: dict[str, Any] = {
-        "clusters": len(centres),
-        "docs_in_clusters": int(sizes.sum()),
-        "max_cluster_size": int(sizes.max()) if len(sizes) else 0,
-        "size_histogram": {},
-        "removed": {REASON_EXACT: 0, REASON_NEAR: 0},
-    }
+    summary = RangeResult(
+        clusters=len(centres),
+        docs_in_clusters=int(sizes.sum()),
+        max_cluster_size=int(sizes.max()) if len(sizes) else 0,
+        removed={REASON_EXACT: 0, REASON_NEAR: 0},
+    )
     values, n = np.unique(sizes, return_counts=True)
     for s, c in zip(values.tolist(), n.tolist(), strict=True):
         key = size_range(s)
-        summary["size_histogram"][key] = summary["size_histogram"].get(key, 0) + c
+        summary.size_histogram[key] = summary.size_histogram.get(key, 0) + c
 
     ex_doc, ex_min = _read_range(exact_paths, ("doc", "exact_min"), lo, hi)
     order = np.argsort(ex_doc, kind="stable")
@@ -356,8 +356,8 @@ def finish_range(
             continue
         lo_d, hi_d = np.uint64(gid << 32), np.uint64(((gid + 1) << 32) - 1)
         sel = np.flatnonzero((leaf >= lo_d) & (leaf <= hi_d))
-        summary["removed"][REASON_EXACT] += int(is_exact[sel].sum())
-        summary["removed"][REASON_NEAR] += int((~is_exact[sel]).sum())
+        summary.removed[REASON_EXACT] += int(is_exact[sel].sum())
+        summary.removed[REASON_NEAR] += int((~is_exact[sel]).sum())
         _write_removed(
             leaf[sel] - np.uint64(run_first << 32),
             centre[sel],

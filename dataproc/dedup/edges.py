@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dataproc.dedup.results import BucketResult
 from dataproc.errors import DedupError
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def compact_band_files(
     num_perm: int,
     exact_band: int,
     chunks: int,
-    task_memory: int = 1 << 30,
+    task_memory: int,
 ) -> int:
     """Merge band files into one key-sorted band file (doc ids already in the id space).
 
@@ -286,8 +287,8 @@ def find_bucket_edges(
     exact_path: str,
     num_perm: int,
     min_similarity: float,
-    task_memory: int = 1 << 30,
-) -> dict[str, int]:
+    task_memory: int,
+) -> BucketResult:
     """Verified edges of the keys in ``[lo, hi)`` of every band file; see the module doc.
 
     ``sources`` are ``(band file, input offset, removal file or None)``: the offset (in input
@@ -324,10 +325,14 @@ def find_bucket_edges(
             del result
         for k in stats:
             stats[k] += part[k]
-    stats["edges"] = edges.close() // 2
+    written = edges.close() // 2
     exact.close()
     _release_arrow_memory()
-    return stats
+    return BucketResult(
+        edges=written,
+        pairs_checked=stats["pairs_checked"],
+        pairs_rejected=stats["pairs_rejected"],
+    )
 
 
 def _plan_units(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dataproc.dedup.config import DedupConfig
+from dataproc.errors import DedupError
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -137,7 +138,7 @@ class MinHasher:
             num_perm=self.config.num_perm,
             seed=self.config.seed,
             permutations=self._permutations,
-            scheme=self._scheme,  # type: ignore[arg-type]
+            scheme=self._scheme,
         )
         for start in range(0, len(shingles), _CHUNK_SHINGLES):
             m.update_batch(shingles[start : start + _CHUNK_SHINGLES])
@@ -154,7 +155,7 @@ class MinHasher:
         """
         cfg = self.config
         if sig.shape != (cfg.num_perm,):
-            raise ValueError(
+            raise DedupError(
                 f"band_keys: signature has shape {sig.shape}, expected ({cfg.num_perm},); "
                 "pass the output of MinHasher.signature with the same config"
             )

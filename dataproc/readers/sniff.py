@@ -17,6 +17,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from dataproc.errors import InputError
+
 GZIP_MAGIC = b"\x1f\x8b\x08"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # A zstd skippable frame with this magic holds the dictionary of a .warc.zst (warc-zstd spec).
@@ -135,10 +137,10 @@ def split_zstd_dictionary(head: bytes) -> tuple[bytes | None, int]:
         return None, 0
     size = int.from_bytes(head[4:8], "little")
     if size > _MAX_DICT_BYTES:
-        raise ValueError(f"zstd dictionary frame of {size} bytes is implausibly large")
+        raise InputError(f"zstd dictionary frame of {size} bytes is implausibly large")
     data = head[8 : 8 + size]
     if len(data) < size:
-        raise ValueError("file ends inside its zstd dictionary frame")
+        raise InputError("file ends inside its zstd dictionary frame")
     if data.startswith(ZSTD_MAGIC):
         data = _zstandard().ZstdDecompressor().decompress(data, max_output_size=_MAX_DICT_BYTES)
     return data, 8 + size

@@ -85,7 +85,8 @@ def _capped_reader_class(max_line_bytes: int) -> type:
         def readline(self, length: int | None = None) -> bytes:
             if length is None or length <= 0 or length > max_line_bytes:
                 length = max_line_bytes
-            return super().readline(length)
+            line: bytes = super().readline(length)
+            return line
 
     return _CappedLineReader
 

@@ -292,13 +292,6 @@ def _load_progress(data: ReportData, layout: OutputLayout) -> None:
             continue  # a line cut short by a crash: skip it
 
 
-def _json_or_none(path: str) -> Any:
-    try:
-        return fs.read_json(path)
-    except (OSError, json.JSONDecodeError):
-        return None  # a marker cut short by a crash: that unit is not finished
-
-
 def interrupted_stats(layout: OutputLayout) -> dict[str, Any]:
     """A ``stats.json``-shaped summary of what an interrupted run finished, from its markers.
 
@@ -306,37 +299,56 @@ def interrupted_stats(layout: OutputLayout) -> dict[str, Any]:
     phase-1 markers give the filter stages and languages, phase-3 markers dedup and tokenize,
     the phase-2 marker the dedup summary. Raises ``OutputError`` when no run was started here.
     """
-    run = _json_or_none(layout.run_state) if fs.exists(layout.run_state) else None
-    if not isinstance(run, dict):
+    from dataproc.io.markers import (
+        DedupMarker,
+        FilterMarker,
+        MarkerError,
+        TokenizeMarker,
+        read_marker,
+        read_run_state,
+    )
+
+    try:
+        run = read_run_state(layout.run_state) if fs.exists(layout.run_state) else None
+    except MarkerError:
+        run = None
+    if run is None:
         raise OutputError(
             f"{layout.out}: no stats.json and no _work/run.json; give the --output folder of a "
             "`dataproc run` (finished or interrupted)"
         )
-    fp = run.get("fingerprint")
     stages: dict[str, StageStats] = {}
     languages: Counter[str] = Counter()
-    done = {"phase1": 0, "phase3": 0}
+    done: Counter[type[FilterMarker | DedupMarker | TokenizeMarker]] = Counter()
     dedup: dict[str, Any] = {}
+    kinds: dict[str, type[FilterMarker | DedupMarker | TokenizeMarker]] = {
+        "phase1": FilterMarker,
+        "phase2": DedupMarker,
+        "phase3": TokenizeMarker,
+    }
     for path in fs.listdir(layout.done_dir):
         _, phase = marker_unit(path)
-        marker = _json_or_none(path)
-        if not isinstance(marker, dict) or marker.get("fingerprint") != fp:
-            continue
-        if phase == "phase2":
-            dedup = dict(marker.get("summary") or {})
-            continue
-        if phase not in done:
-            continue
-        done[phase] += 1
-        for d in marker.get("stats", []):
-            st = StageStats.from_dict(d)
-            stages[st.name] = stages[st.name] + st if st.name in stages else st
-        languages.update(marker.get("languages", {}))
-    total = int(run.get("num_inputs") or 0)
+        kind = kinds.get(phase or "")
+        try:
+            marker = read_marker(path, kind, run.fingerprint) if kind is not None else None
+        except MarkerError:
+            continue  # not a marker this dataproc wrote: it cannot say what finished
+        if isinstance(marker, DedupMarker):
+            dedup = dict(marker.summary)
+        elif isinstance(marker, FilterMarker | TokenizeMarker):
+            done[type(marker)] += 1
+            for st in marker.stats_set():
+                stages[st.name] = stages[st.name] + st if st.name in stages else st
+            if isinstance(marker, FilterMarker):
+                languages.update(marker.languages)
     return {
-        "pipeline": (run.get("settings") or {}).get("name"),
+        "pipeline": run.settings.get("name"),
         "complete": False,
-        "interrupted": {"inputs": total, "filtered": done["phase1"], "tokenized": done["phase3"]},
+        "interrupted": {
+            "inputs": run.num_inputs,
+            "filtered": done[FilterMarker],
+            "tokenized": done[TokenizeMarker],
+        },
         "stages": [s.to_dict() for s in _in_run_order(stages)],
         "languages_after_filters": dict(sorted(languages.items())),
         "dedup": dedup,

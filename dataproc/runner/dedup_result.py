@@ -62,17 +62,17 @@ def read_removal_file(path: str, input_index: int) -> tuple[bytes, pa.Table]:
     return data, table
 
 
-def hash_removal_files(out_dir: str, indices: list[int]) -> dict[str, str]:
-    """``{str(input_index): sha256}`` of these inputs' removal files (a Ray task's body).
+def hash_removal_files(out_dir: str, indices: list[int]) -> dict[int, str]:
+    """``{input_index: sha256}`` of these inputs' removal files (a Ray task's body).
 
     Each file is also parsed, so a damaged one fails phase 2 (whose rerun rewrites it), not
     phase 3. Raises DedupError naming the first missing or unreadable file.
     """
     layout = OutputLayout(out_dir)
-    out: dict[str, str] = {}
+    out: dict[int, str] = {}
     for i in indices:
         data, _ = read_removal_file(layout.removed(i), i)
-        out[str(i)] = hashlib.sha256(data).hexdigest()
+        out[i] = hashlib.sha256(data).hexdigest()
     return out
 
 

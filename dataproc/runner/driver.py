@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from dataproc.config import PipelineConfig
 from dataproc.errors import OutputError
@@ -24,6 +23,16 @@ from dataproc.io import fs
 from dataproc.io.card import write_card
 from dataproc.io.layout import OutputLayout
 from dataproc.io.lock import RunLock
+from dataproc.io.markers import (
+    DedupMarker,
+    FilterMarker,
+    MarkerError,
+    RunState,
+    TokenizeMarker,
+    read_marker,
+    read_run_state,
+    write_marker,
+)
 from dataproc.report import build_report_or_warn
 from dataproc.runner import output_guard, resume
 from dataproc.runner.dedup_result import NO_DEDUP, chunks, dedup_digest, hash_removal_files
@@ -48,8 +57,8 @@ class RunResult:
     manifest: dict[str, Any] | None
     stats: StatsSet
     failures: list[dict[str, Any]] = field(default_factory=list)
-    reused: dict[str, int] = field(default_factory=dict)
-    executed: dict[str, int] = field(default_factory=dict)
+    reused: dict[Phase, int] = field(default_factory=dict)  # units an earlier run finished
+    executed: dict[Phase, int] = field(default_factory=dict)  # units run now
     seconds: float = 0.0
 
     @property
@@ -65,13 +74,14 @@ def _inputs_digest(inputs: list[InputFile]) -> str:
     return hashlib.sha256("\n".join(i.path for i in inputs).encode()).hexdigest()[:16]
 
 
-def _run_state(config: PipelineConfig, inputs: list[InputFile]) -> dict[str, Any]:
-    return {
-        "state_version": STATE_VERSION,
-        "fingerprint": config.fingerprint(),
-        "inputs_digest": _inputs_digest(inputs),
-        "num_inputs": len(inputs),
-    }
+def _run_state(config: PipelineConfig, inputs: list[InputFile]) -> RunState:
+    return RunState(
+        state_version=STATE_VERSION,
+        fingerprint=config.fingerprint(),
+        inputs_digest=_inputs_digest(inputs),
+        num_inputs=len(inputs),
+        settings=_result_settings(config),
+    )
 
 
 def check_output(
@@ -88,10 +98,13 @@ def check_output(
     if not output_guard.holds_run(layout):
         return False
     state = _run_state(config, inputs)
-    old = fs.read_json(layout.run_state)
-    if not overwrite and not all(old.get(k) == v for k, v in state.items()):
-        if old.get("fingerprint") != state["fingerprint"]:
-            changed = _changed_keys(old.get("settings", {}), _result_settings(config))
+    try:
+        old: RunState | None = read_run_state(layout.run_state)
+    except MarkerError:
+        old = None  # another dataproc's run: not this one, whatever it holds
+    if not overwrite and (old is None or not old.same_run(state)):
+        if old is None or old.fingerprint != state.fingerprint:
+            changed = _changed_keys(old.settings, state.settings) if old is not None else []
             what = "config" + (f" ({', '.join(changed[:5])} changed)" if changed else "")
         else:
             what = "list of inputs"
@@ -114,9 +127,7 @@ def prepare_output(
         output_guard.wipe_run(layout)
     try:
         fs.makedirs(layout.out)
-        fs.write_json_atomic(
-            layout.run_state, {**_run_state(config, inputs), "settings": _result_settings(config)}
-        )
+        write_marker(layout.run_state, _run_state(config, inputs))
     except OSError as e:
         raise OutputError(
             f"cannot write to {layout.out}: {e.strerror or e}; make it writable (and check free "
@@ -138,71 +149,6 @@ def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") ->
         elif a != b:
             keys.append(f"{prefix}{k}")
     return keys
-
-
-def _read_marker(path: str, fingerprint: str) -> dict[str, Any] | None:
-    if not fs.exists(path):
-        return None
-    try:
-        m = fs.read_json(path)
-    except (OSError, json.JSONDecodeError):
-        return None
-    return m if m.get("fingerprint") == fingerprint else None
-
-
-FollowUp = Callable[[str, Any], tuple[list[tuple[str, Any]], Any]]
-
-
-class _Phase:
-    """Submits one Ray task per unit, collects results, records failures (no scheduling here:
-    Ray places and retries the tasks; we only wait for them)."""
-
-    def __init__(self, phase: Phase, progress: Progress, step: str | None = None) -> None:
-        self.phase = phase
-        self.name = step or phase.value  # the step shown (e.g. "dedup-components-0L")
-        self.progress = progress
-
-    def run(
-        self,
-        ray: Any,
-        submissions: list[tuple[str, Any]],
-        follow_up: FollowUp | None = None,
-        later: int = 0,
-    ) -> tuple[dict[str, Any], list[dict]]:
-        """Wait for every task; ``follow_up(key, result)`` may submit more (``later`` of them
-        are counted in the phase's total from the start) and says what progress shows."""
-        results: dict[str, Any] = {}
-        failures: list[dict[str, Any]] = []
-        pending = {ref: key for key, ref in submissions}
-        self.progress.start_phase(self.name, len(pending) + later)
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=self.progress.interval)
-            for ref in done:
-                key = pending.pop(ref)
-                try:
-                    results[key] = ray.get(ref)
-                    shown = results[key]
-                    if follow_up is not None:
-                        more, shown = follow_up(key, shown)
-                        pending.update({r: k for k, r in more})
-                    self.progress.unit_done(self.name, shown)
-                except Exception as e:
-                    msg = _short_error(e)
-                    failure = {"phase": self.phase, "unit": key, "error": msg}
-                    if self.name != self.phase.value:
-                        failure["step"] = self.name
-                    failures.append(failure)
-                    log.error("%s failed for %s after retries: %s", self.name, key, msg)
-                    self.progress.unit_failed(self.name, key, msg)
-            self.progress.tick()
-        self.progress.end_phase(self.name)
-        return results, failures
-
-
-def _short_error(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    tail = [line for line in text if line.strip()][-1:] or [type(e).__name__]
-    return f"{type(e).__name__}: {tail[0][:500]}"
 
 
 def run_pipeline(
@@ -231,7 +177,7 @@ def run_pipeline(
     tok_info = tokenizer_info(config.tokenizer)  # fail fast, before any work, if it can't load
     from dataproc.consent.prepare import prepare_run_indexes, resolve_index_paths
 
-    resolve_index_paths(config)  # the run's robots / decontamination index folders
+    config = resolve_index_paths(config)  # the run's robots / decontamination index folders
     _check_dedup_against(config)  # --dedup-against: one-line error before any work
     # Checked before the lock too (reads only), so a refused run writes nothing at all.
     check_output(layout, config, inputs, overwrite)
@@ -266,62 +212,28 @@ def _run_locked(
     }
 
     with ray_session(config.execution) as ray:
+        runner = _PhaseRunner(ray, progress, result, fp)
         # Phase 1: per-file filtering.
-        p1_results: dict[str, Any] = {}
-        todo: list[InputFile] = []
-        for inp in inputs:
-            m = _read_marker(layout.phase1_marker(inp.index), fp)
-            if m is not None:
-                p1_results[str(inp.index)] = m
-            else:
-                todo.append(inp)
-        result.reused["phase1"] = len(inputs) - len(todo)
-        result.executed["phase1"] = len(todo)
-        progress.reused(Phase.FILTER, len(inputs) - len(todo), p1_results.values())
-        new1, fail1 = _run_phase1(ray, opts, config, layout, todo, progress)
-        p1_results.update(new1)
-        result.failures += [
-            dict(f, input=inputs[int(str(f["unit"]).split(":")[0])].path) for f in fail1
-        ]
-        ok_inputs = [i for i in inputs if str(i.index) in p1_results]
+        p1, todo = runner.reuse(Phase.FILTER, FilterMarker, layout.phase1_marker, inputs)
+        p1.update(_run_phase1(runner, opts, config, layout, todo))
+        ok_inputs = [i for i in inputs if i.index in p1]
 
         # Phase 2: run-wide dedup over the band keys of every finished file.
-        dedup_summary: dict[str, Any] = {}
-        dedup_result: str | None = None  # digest of phase 2's removal files (dedup_result.py)
-        removal_sha256: dict[int, str] = {}
         generation = hashlib.sha256(
             (fp + ",".join(str(i.index) for i in ok_inputs)).encode()
         ).hexdigest()[:16]
+        p2: DedupMarker | None = None
         if config.dedup.enabled:
-            m2 = _read_marker(layout.phase2_marker, fp)
-            if m2 is not None and m2.get("generation") == generation and "result" in m2:
-                dedup_summary = m2["summary"]
-                dedup_result = m2["result"]
-                removal_sha256 = {int(k): v for k, v in m2["removed_sha256"].items()}
-                result.reused["phase2"] = 1
-            else:
+            p2 = runner.reusable(
+                DedupMarker, layout.phase2_marker, lambda m: m.generation == generation
+            )
+            runner.count(Phase.DEDUP, int(p2 is not None), int(p2 is None))
+            if p2 is None:
                 # The old marker names removal files this run is about to replace: were it
                 # left and this attempt failed, a later run could trust it.
                 fs.remove(layout.phase2_marker)
-                dedup_summary, fail2 = _run_dedup(
-                    ray, opts, config, layout, ok_inputs, progress, p1_results
-                )
-                if not fail2:
-                    removal_sha256, fail2 = _hash_removals(ray, opts, layout, ok_inputs, progress)
-                result.failures += fail2
-                if not fail2:
-                    dedup_result = dedup_digest(removal_sha256)
-                    fs.write_json_atomic(
-                        layout.phase2_marker,
-                        {
-                            "fingerprint": fp,
-                            "generation": generation,
-                            "summary": dedup_summary,
-                            "result": dedup_result,
-                            "removed_sha256": {str(k): v for k, v in removal_sha256.items()},
-                        },
-                    )
-                result.executed["phase2"] = 1
+                p2 = _run_dedup(runner, opts, config, layout, ok_inputs, p1, generation)
+        dedup_result = p2.result if p2 is not None else None
         # Phase-3 markers are keyed on phase 2's result, so a token file written against
         # other removals (or none) is never reused.
         generation3 = hashlib.sha256(
@@ -329,9 +241,8 @@ def _run_locked(
         ).hexdigest()[:16]
 
         # Phase 3: tokenize and write.
-        p3_results: dict[str, Any] = {}
-        todo3: list[InputFile] = []
-        if config.dedup.enabled and dedup_result is None:
+        p3: dict[int, TokenizeMarker] = {}
+        if config.dedup.enabled and p2 is None:
             # Any phase-2 failure: tokenizing now would ship duplicates as a finished output.
             msg = (
                 "not run: dedup (phase 2) failed, see the dedup failures; no token file was "
@@ -340,52 +251,29 @@ def _run_locked(
             log.error("tokenize %s", msg)
             result.failures.append({"phase": Phase.TOKENIZE, "unit": "all", "error": msg})
         else:
-            for inp in ok_inputs:
-                m = _read_marker(layout.phase3_marker(inp.index), fp)
-                if m is not None and m.get("generation") == generation3:
-                    p3_results[str(inp.index)] = m
-                else:
-                    todo3.append(inp)
-            result.reused["phase3"] = len(ok_inputs) - len(todo3)
-            result.executed["phase3"] = len(todo3)
-            progress.reused(Phase.TOKENIZE, len(ok_inputs) - len(todo3), p3_results.values())
-            remote3 = tasks.phase3_remote(ray, opts)
-            subs = [
-                (
-                    str(i.index),
-                    remote3.remote(
-                        i.path,
-                        i.index,
-                        config,
-                        layout.out,
-                        tok_info,
-                        generation3,
-                        dedup_result,
-                        removal_sha256.get(i.index),
-                    ),
-                )
-                for i in todo3
-            ]
-            new3, fail3 = _Phase(Phase.TOKENIZE, progress).run(ray, subs)
-            p3_results.update(new3)
-            result.failures += [dict(f, input=inputs[int(f["unit"])].path) for f in fail3]
+            removal_sha256 = p2.removed_sha256 if p2 is not None else {}
+            remote3 = tasks.remote(ray, tasks.phase3_task, opts)
+            p3 = runner.per_input(
+                Phase.TOKENIZE,
+                TokenizeMarker,
+                layout.phase3_marker,
+                ok_inputs,
+                lambda i: remote3.remote(
+                    i.path,
+                    i.index,
+                    config,
+                    layout.out,
+                    tok_info,
+                    generation3,
+                    dedup_result,
+                    removal_sha256.get(i.index),
+                ),
+                accept=lambda m: m.generation == generation3,
+            )
 
         # Every task has returned: finalize now, and draw the report while Ray shuts down
         # (~1.5 s of waiting on Ray's processes; the report is ~2 s of matplotlib).
-        _finalize_run(
-            config,
-            layout,
-            inputs,
-            p1_results,
-            p3_results,
-            dedup_summary,
-            dedup_result,
-            tok_info,
-            started,
-            lock,
-            progress,
-            result,
-        )
+        _finalize_run(config, layout, inputs, p1, p3, p2, tok_info, started, lock, progress, result)
         report = threading.Thread(
             target=build_report_or_warn, args=(layout.out,), name="dataproc-report"
         )
@@ -398,10 +286,9 @@ def _finalize_run(
     config: PipelineConfig,
     layout: OutputLayout,
     inputs: list[InputFile],
-    p1_results: dict[str, Any],
-    p3_results: dict[str, Any],
-    dedup_summary: dict[str, Any],
-    dedup_result: str | None,
+    p1: dict[int, FilterMarker],
+    p3: dict[int, TokenizeMarker],
+    p2: DedupMarker | None,
     tok_info: dict[str, Any],
     started: float,
     lock: RunLock,
@@ -413,10 +300,10 @@ def _finalize_run(
     sweep_temp_files(layout)  # a killed worker's half-written file; its retry wrote the real one
     # Finalize: stats, manifest (on the driver: small data only).
     stats = StatsSet()
-    for key in sorted(p1_results, key=int):
-        stats = stats + StatsSet.from_list(p1_results[key]["stats"])
-    for key in sorted(p3_results, key=int):
-        stats = stats + StatsSet.from_list(p3_results[key]["stats"])
+    for index in sorted(p1):
+        stats = stats + p1[index].stats_set()
+    for index in sorted(p3):
+        stats = stats + p3[index].stats_set()
     result.stats = stats
     finished = time.time()
     result.seconds = finished - started
@@ -424,17 +311,140 @@ def _finalize_run(
         config,
         layout,
         inputs,
-        p1_results,
-        p3_results,
+        p1,
+        p3,
         stats,
-        dedup_summary,
-        dedup_result,
+        p2,
         tok_info,
         result.failures,
         started,
         finished,
     )
     progress.finish(result)
+
+
+M = TypeVar("M", FilterMarker, DedupMarker, TokenizeMarker)
+U = TypeVar("U", FilterMarker, TokenizeMarker)
+
+FollowUp = Callable[[str, Any], tuple[list[tuple[str, Any]], Any]]
+"""``follow_up(unit, result)`` -> (more ``(unit, task)`` to wait for, what progress shows)."""
+
+
+class _PhaseRunner:
+    """The one loop of every phase: reuse what an earlier run finished (its marker, for this
+    config), submit one Ray task per remaining unit, collect results and failures.
+
+    No scheduling here: Ray places and retries the tasks; the driver only waits for them.
+    """
+
+    def __init__(self, ray: Any, progress: Progress, result: RunResult, fingerprint: str) -> None:
+        self.ray = ray
+        self.progress = progress
+        self.result = result
+        self.fingerprint = fingerprint
+
+    def reusable(
+        self, kind: type[M], path: str, accept: Callable[[M], bool] | None = None
+    ) -> M | None:
+        """The marker at ``path`` if an earlier run left it for this config and ``accept``
+        takes it (same generation), else None: the unit is to be run."""
+        marker = read_marker(path, kind, self.fingerprint)
+        if marker is not None and (accept is None or accept(marker)):
+            return marker
+        return None
+
+    def count(self, phase: Phase, reused: int, executed: int) -> None:
+        """Record how many units of ``phase`` were reused and how many run now."""
+        self.result.reused[phase] = reused
+        self.result.executed[phase] = executed
+
+    def reuse(
+        self,
+        phase: Phase,
+        kind: type[U],
+        marker_path: Callable[[int], str],
+        inputs: list[InputFile],
+        accept: Callable[[U], bool] | None = None,
+    ) -> tuple[dict[int, U], list[InputFile]]:
+        """The markers of the inputs an earlier run finished, and the inputs left to run."""
+        done: dict[int, U] = {}
+        todo: list[InputFile] = []
+        for inp in inputs:
+            marker = self.reusable(kind, marker_path(inp.index), accept)
+            if marker is not None:
+                done[inp.index] = marker
+            else:
+                todo.append(inp)
+        self.count(phase, len(done), len(todo))
+        self.progress.reused(phase, len(done), done.values())
+        return done, todo
+
+    def per_input(
+        self,
+        phase: Phase,
+        kind: type[U],
+        marker_path: Callable[[int], str],
+        inputs: list[InputFile],
+        submit: Callable[[InputFile], Any],
+        accept: Callable[[U], bool] | None = None,
+    ) -> dict[int, U]:
+        """Every input's marker: reused, or from the task ``submit`` starts for it. Failed
+        inputs are missing from the result and recorded as failures."""
+        done, todo = self.reuse(phase, kind, marker_path, inputs, accept)
+        by_index = {i.index: i for i in inputs}
+        new = self.collect(phase, [(str(i.index), submit(i)) for i in todo], by_index)
+        done.update({int(k): v for k, v in new.items()})
+        return done
+
+    def collect(
+        self,
+        phase: Phase,
+        submissions: list[tuple[str, Any]],
+        inputs: dict[int, InputFile] | None = None,
+        step: str | None = None,
+        follow_up: FollowUp | None = None,
+        later: int = 0,
+    ) -> dict[str, Any]:
+        """Wait for every submitted task; ``{unit: result}`` of those that succeeded.
+
+        ``follow_up(unit, result)`` may submit more (``later`` of them are counted in the
+        phase's total from the start) and says what progress shows. Each failure is recorded
+        in the run's result (with its input's path when the units are ``inputs``: unit
+        ``"3"`` or ``"3:k"``); the caller sees it by the unit's absence.
+        """
+        name = step or phase.value  # the step shown (e.g. "dedup-components-0L")
+        results: dict[str, Any] = {}
+        pending = {ref: key for key, ref in submissions}
+        self.progress.start_phase(name, len(pending) + later)
+        while pending:
+            done, _ = self.ray.wait(list(pending), num_returns=1, timeout=self.progress.interval)
+            for ref in done:
+                key = pending.pop(ref)
+                try:
+                    results[key] = shown = self.ray.get(ref)
+                    if follow_up is not None:
+                        more, shown = follow_up(key, shown)
+                        pending.update({r: k for k, r in more})
+                    self.progress.unit_done(name, shown)
+                except Exception as e:
+                    msg = _short_error(e)
+                    failure: dict[str, Any] = {"phase": phase, "unit": key, "error": msg}
+                    if name != phase.value:
+                        failure["step"] = name
+                    if inputs is not None:
+                        failure["input"] = inputs[int(key.split(":")[0])].path
+                    self.result.failures.append(failure)
+                    log.error("%s failed for %s after retries: %s", name, key, msg)
+                    self.progress.unit_failed(name, key, msg)
+            self.progress.tick()
+        self.progress.end_phase(name)
+        return results
+
+
+def _short_error(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    tail = [line for line in text if line.strip()][-1:] or [type(e).__name__]
+    return f"{type(e).__name__}: {tail[0][:500]}"
 
 
 def _slots(ray: Any, config: PipelineConfig) -> int:
@@ -447,23 +457,23 @@ def _slots(ray: Any, config: PipelineConfig) -> int:
 
 
 def _run_phase1(
-    ray: Any,
+    runner: _PhaseRunner,
     opts: dict[str, Any],
     config: PipelineConfig,
     layout: OutputLayout,
     todo: list[InputFile],
-    progress: Progress,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> dict[int, FilterMarker]:
     """Phase 1 as Ray tasks: one per input file, or one per byte range of a file and then a
     merge (``runner/split.py``, ``runner/ranges.py``). Results are keyed by input index."""
     from dataproc.runner import ranges, tasks
     from dataproc.runner.split import plan_splits
 
+    ray = runner.ray
     fp = config.fingerprint()
     splits = plan_splits(todo, config, _slots(ray, config)) if todo else {}
-    remote1 = tasks.phase1_remote(ray, opts)
-    remote_range = tasks.range_remote(ray, opts)
-    remote_merge = tasks.merge_remote(ray, opts)
+    remote1 = tasks.remote(ray, tasks.phase1_task, opts)
+    remote_range = tasks.remote(ray, tasks.range_task, opts)
+    remote_merge = tasks.remote(ray, tasks.merge_task, opts)
     by_index = {i.index: i for i in todo}
     waiting: dict[int, set[int]] = {}  # split input -> ranges still running
     subs: list[tuple[str, Any]] = []
@@ -509,12 +519,12 @@ def _run_phase1(
             waiting[index].discard(k)
             return ([merge(index)] if not waiting[index] else []), res
         if int(key) in splits:  # a merge: its stats were shown as its ranges finished
-            return [], {k: v for k, v in res.items() if k != "stats"}
+            return [], None
         return [], res
 
     later = len(splits) - len(merges_now)
-    results, failures = _Phase(Phase.FILTER, progress).run(ray, subs, follow_up, later)
-    return {k: v for k, v in results.items() if ":" not in k}, failures
+    results = runner.collect(Phase.FILTER, subs, by_index, follow_up=follow_up, later=later)
+    return {int(k): v for k, v in results.items() if ":" not in k}
 
 
 def _largest_first(inputs: list[InputFile]) -> list[InputFile]:
@@ -551,21 +561,19 @@ def _check_dedup_against(config: PipelineConfig) -> None:
 class _DedupStepFailed(Exception):
     """A phase-2 step had failed units (already recorded); phase 2 stops there."""
 
-    def __init__(self, failures: list[dict[str, Any]]) -> None:
-        super().__init__(f"{len(failures)} dedup unit(s) failed")
-        self.failures = failures
-
 
 def _run_dedup(
-    ray: Any,
+    runner: _PhaseRunner,
     opts: dict[str, Any],
     config: PipelineConfig,
     layout: OutputLayout,
     ok_inputs: list[InputFile],
-    progress: Progress,
-    p1_results: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Phase 2 as Ray tasks: ``dataproc.dedup.clusters.run_phase2`` with a Ray executor.
+    p1: dict[int, FilterMarker],
+    generation: str,
+) -> DedupMarker | None:
+    """Phase 2 as Ray tasks (``dataproc.dedup.clusters.run_phase2`` with a Ray executor),
+    then the removal files hashed into the dedup result; its marker, or None if a step failed
+    (the failures are recorded).
 
     Every phase-2 task asks Ray for ``dedup.task_memory`` of memory, so Ray never packs more
     of them on a node than its memory holds.
@@ -588,9 +596,8 @@ def _run_dedup(
             sources.append(BandSource(path, i, gid + i, rows, removed))
         gid += len(ref.band_files)
     offsets.append(gid)
-    results = p1_results or {}
     for inp in ok_inputs:
-        kept = int(results.get(str(inp.index), {}).get("docs_kept", 1))
+        kept = p1[inp.index].docs_kept
         sources.append(
             BandSource(layout.bands(inp.index), inp.index, gid + inp.index, kept * per_doc)
         )
@@ -598,68 +605,64 @@ def _run_dedup(
 
     def execute(step: str, calls: list[tuple[str, Any, tuple[Any, ...]]]) -> dict[str, Any]:
         subs = [
-            (unit, tasks.dedup_remote(ray, fn, task_opts).remote(*args)) for unit, fn, args in calls
+            (unit, tasks.remote(runner.ray, fn, task_opts).remote(*args))
+            for unit, fn, args in calls
         ]
-        res, failures = _Phase(Phase.of(step), progress, step).run(ray, subs)
-        if failures:
-            raise _DedupStepFailed(failures)
+        failed = len(runner.result.failures)
+        res = runner.collect(Phase.of(step), subs, step=step)
+        if len(runner.result.failures) > failed:
+            raise _DedupStepFailed(step)
         return res
 
     try:
         summary = run_phase2(
             sources, offsets, [i.index for i in ok_inputs], layout.dedup_dir, dcfg, execute
         )
-    except _DedupStepFailed as e:
-        return {}, e.failures
-    return summary.to_dict(), []
-
-
-def _hash_removals(
-    ray: Any,
-    opts: dict[str, Any],
-    layout: OutputLayout,
-    ok_inputs: list[InputFile],
-    progress: Progress,
-) -> tuple[dict[int, str], list[dict[str, Any]]]:
-    """sha256 of every finished input's removal file, hashed by Ray tasks (a missing file
-    fails its task with a DedupError naming it)."""
-    remote = ray.remote(hash_removal_files).options(**opts)
+    except _DedupStepFailed:
+        return None
+    # sha256 of every finished input's removal file, hashed by Ray tasks (a missing file
+    # fails its task with a DedupError naming it).
+    remote = tasks.remote(runner.ray, hash_removal_files, opts)
     indices = [i.index for i in ok_inputs]
     subs = [(f"{c[0]}-{c[-1]}", remote.remote(layout.out, c)) for c in chunks(indices)]
-    results, failures = _Phase(Phase.DEDUP_RESULT, progress).run(ray, subs)
-    if failures:
-        return {}, failures
-    return {int(k): v for part in results.values() for k, v in part.items()}, []
+    failed = len(runner.result.failures)
+    hashed = runner.collect(Phase.DEDUP_RESULT, subs)
+    if len(runner.result.failures) > failed:
+        return None
+    removal_sha256 = {i: h for part in hashed.values() for i, h in part.items()}
+    marker = DedupMarker(
+        fingerprint=runner.fingerprint,
+        generation=generation,
+        summary=summary.to_dict(),
+        result=dedup_digest(removal_sha256),
+        removed_sha256=removal_sha256,
+    )
+    write_marker(layout.phase2_marker, marker)
+    return marker
 
 
 def _finalize(
     config: PipelineConfig,
     layout: OutputLayout,
     inputs: list[InputFile],
-    p1: dict[str, Any],
-    p3: dict[str, Any],
+    p1: dict[int, FilterMarker],
+    p3: dict[int, TokenizeMarker],
     stats: StatsSet,
-    dedup_summary: dict[str, Any],
-    dedup_result: str | None,
+    p2: DedupMarker | None,
     tok_info: dict[str, Any],
     failures: list[dict[str, Any]],
     started: float,
     finished: float,
 ) -> dict[str, Any]:
     from dataproc.io.manifest import build_manifest, with_row_group_counts, write_manifest
-    from dataproc.io.token_writer import TokenFileInfo
 
     # Markers carry per-row-group counts; one from an older dataproc (resume) is read once.
-    files = [
-        with_row_group_counts(layout.out, TokenFileInfo(**f))
-        for key in sorted(p3, key=int)
-        for f in p3[key]["files"]
-    ]
+    files = [with_row_group_counts(layout.out, f) for index in sorted(p3) for f in p3[index].files]
     input_entries = []
     for inp in inputs:
         # Sizes come from the phase-1 markers (bytes the task read), so finalizing a crawl of
         # 90,000 remote files costs no request per file; local files are stat'ed.
-        nbytes = p1.get(str(inp.index), {}).get("input_bytes")
+        nbytes = p1[inp.index].input_bytes if inp.index in p1 else None
         if not fs.is_remote(inp.path):
             with contextlib.suppress(OSError, ValueError):
                 nbytes = fs.size(inp.path)
@@ -671,7 +674,7 @@ def _finalize(
         config={**_result_settings(config), "inputs": [i.path for i in inputs]},
         config_fingerprint=config.fingerprint(),
         tokenizer=tok_info,
-        dedup_result=dedup_result,
+        dedup_result=p2.result if p2 is not None else None,
         inputs=input_entries,
         files=files,
         timings={
@@ -690,8 +693,8 @@ def _finalize(
     write_card(layout.out, manifest)  # OUT/README.md: loaders read only tokens/*.parquet
 
     languages: dict[str, int] = {}
-    for key in sorted(p1, key=int):
-        for lang, n in p1[key].get("languages", {}).items():
+    for index in sorted(p1):
+        for lang, n in p1[index].languages.items():
             languages[lang] = languages.get(lang, 0) + n
     stats_doc = {
         "dataproc_version": __version__,
@@ -699,7 +702,7 @@ def _finalize(
         "complete": not failures,
         "stages": stats.to_list(),
         "languages_after_filters": dict(sorted(languages.items())),
-        "dedup": dedup_summary,
+        "dedup": p2.summary if p2 is not None else {},
         "failures": manifest.get("failures", []),
         "execution": config.execution.model_dump(mode="json"),
         "timings": manifest["timings"],

@@ -11,12 +11,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from dataproc.config import PipelineConfig
 from dataproc.document import Document
 from dataproc.io.documents import DocsSink
 from dataproc.io.layout import OutputLayout
+from dataproc.io.markers import FilterMarker
 from dataproc.io.rejects import RejectWriter
 from dataproc.stages.base import Sink, Stage, run_flow
 from dataproc.stats import StatsSet
@@ -94,8 +95,9 @@ def run_phase1(
     on_record: Callable[[Document, StatsSet], None] | None = None,
     span: ReadSpan | None = None,
     files: Phase1Files | None = None,
-) -> dict[str, Any]:
-    """Process one input file through phase 1 and return its marker payload (with stats).
+) -> FilterMarker:
+    """Process one input file through phase 1 and return its marker (with stats; the task
+    adds the files it wrote).
 
     ``on_record(doc, stats)`` (optional) is called for every record read, before the stages
     see it, with the shard's stats so far (live progress, the offset for error logs).
@@ -117,13 +119,13 @@ def run_phase1(
     sinks += [LanguageTally(), DocsSink(files.docs)]  # the survivors file is published last
     *_, languages, kept = run_flow(source, stages, sinks, stats, rejects, on_record)
     rejects.close()
-    return {
-        "input_index": input_index,
-        "input": input_path,
-        "fingerprint": config.fingerprint(),
-        "input_bytes": source.bytes_read,
-        "docs_kept": kept,
-        "languages": languages,
-        "stats": stats.to_list(),
-        "seconds": round(time.time() - started, 3),
-    }
+    return FilterMarker(
+        input_index=input_index,
+        input=input_path,
+        fingerprint=config.fingerprint(),
+        input_bytes=source.bytes_read,
+        docs_kept=kept,
+        languages=languages,
+        stats=stats.to_list(),
+        seconds=round(time.time() - started, 3),
+    )

@@ -11,6 +11,7 @@ from dataproc.errors import DedupError
 from dataproc.io import fs
 from dataproc.io.documents import DocsSource
 from dataproc.io.layout import OutputLayout
+from dataproc.io.markers import MarkerError, TokenizeMarker, parse_marker
 from dataproc.io.rejects import RejectWriter
 from dataproc.stages.base import Stage, run_flow
 from dataproc.stages.remove_duplicates import RemoveDuplicates
@@ -60,9 +61,10 @@ def _earlier_parts(layout: OutputLayout, input_index: int) -> set[str]:
     if not fs.exists(path):
         return set()
     try:
-        return {f["path"] for f in fs.read_json(path).get("files", [])}
-    except (OSError, ValueError, KeyError, TypeError):
-        return set()
+        marker = parse_marker(TokenizeMarker, fs.read_json(path), path)
+    except (OSError, ValueError, MarkerError):
+        return set()  # not one we wrote: its files are not ours to remove
+    return {f.path for f in marker.files}
 
 
 def run_phase3(
@@ -72,14 +74,17 @@ def run_phase3(
     out_dir: str,
     tokenizer: dict,
     *,
+    generation: str,
     dedup_result: str | None = None,
     removed_sha256: str | None = None,
-) -> dict[str, Any]:
-    """Tokenize the surviving documents of one input file; return its marker payload.
+) -> TokenizeMarker:
+    """Tokenize the surviving documents of one input file; return its marker (the task adds
+    the rejects file it wrote).
 
-    With dedup on, ``dedup_result`` (the digest of phase 2's result, see
-    ``dataproc.runner.dedup_result``) and ``removed_sha256`` (this input's removal file in
-    it) are required: phase 3 never runs against an unfinished or unknown dedup.
+    ``generation`` keys the marker on phase 2's result. With dedup on, ``dedup_result`` (the
+    digest of phase 2's result, see ``dataproc.runner.dedup_result``) and ``removed_sha256``
+    (this input's removal file in it) are required: phase 3 never runs against an unfinished
+    or unknown dedup.
     """
     from dataproc.io.token_writer import TokenShardWriter
 
@@ -106,12 +111,13 @@ def run_phase3(
     for stale in sorted(earlier - {f.path for f in files}):
         fs.remove(fs.join(out_dir, stale))
     rejects.close()
-    return {
-        "input_index": input_index,
-        "input": input_path,
-        "fingerprint": config.fingerprint(),
-        "dedup_result": dedup_result,
-        "files": [f.__dict__ for f in files],
-        "stats": stats.to_list(),
-        "seconds": round(time.time() - started, 3),
-    }
+    return TokenizeMarker(
+        input_index=input_index,
+        input=input_path,
+        fingerprint=config.fingerprint(),
+        dedup_result=dedup_result,
+        files=files,
+        stats=stats.to_list(),
+        seconds=round(time.time() - started, 3),
+        generation=generation,
+    )

@@ -14,11 +14,13 @@ from enum import Enum
 class Phase(str, Enum):
     """One kind of Ray task of the pipeline. The value is the tag written in logs and JSON.
 
-    Every phase-2 member's value starts with ``dedup-``: ``number`` relies on it, so a new
-    kind of dedup task is a phase-2 failure without any other change.
+    Every phase-2 member's value is ``dedup`` or starts with ``dedup-``: ``number`` relies on
+    it, so a new kind of dedup task is a phase-2 failure without any other change. ``DEDUP``
+    is phase 2 as a whole (its one marker, its reuse count); its steps are the others.
     """
 
     FILTER = "filter"
+    DEDUP = "dedup"  # the whole of phase 2 (one marker); the steps below are its tasks
     DEDUP_COMPACT = "dedup-compact"  # band files of input batches merged (many inputs only)
     DEDUP_BUCKETS = "dedup-buckets"  # key ranges of the band files -> verified edges
     DEDUP_COMPONENTS = "dedup-components"  # star rounds; steps "dedup-components-{r}L|S"
@@ -36,7 +38,13 @@ class Phase(str, Enum):
     def of(cls, step: str) -> Phase:
         """The phase of a step tag: the member whose value is the longest prefix of ``step``
         (``"dedup-components-3S"`` is a DEDUP_COMPONENTS step). ValueError if none is."""
-        found = [p for p in cls if step == p.value or step.startswith(p.value + "-")]
+        # DEDUP is phase 2 as a whole, never a task's kind: no step is one of it by prefix
+        # (an unknown dedup step must still be added to the enum).
+        found = [
+            p
+            for p in cls
+            if step == p.value or (p is not cls.DEDUP and step.startswith(p.value + "-"))
+        ]
         if not found:
             raise ValueError(f"{step!r} is no step of any Phase; add its kind to Phase")
         return max(found, key=lambda p: len(p.value))
@@ -44,7 +52,7 @@ class Phase(str, Enum):
     @property
     def number(self) -> int:
         """1 (per-file filtering), 2 (run-wide dedup) or 3 (tokenize and write)."""
-        if self.value.startswith("dedup-"):
+        if self.value == "dedup" or self.value.startswith("dedup-"):
             return 2
         return 1 if self is Phase.FILTER else 3
 

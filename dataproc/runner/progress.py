@@ -25,6 +25,8 @@ from typing import Any
 from dataproc.config import ExecutionConfig
 from dataproc.io import fs
 from dataproc.io.layout import OutputLayout
+from dataproc.io.markers import UnitMarker
+from dataproc.runner.phases import Phase
 from dataproc.stats import StatsSet
 
 log = logging.getLogger("dataproc")
@@ -37,7 +39,7 @@ BAR_REFRESH_SECONDS = 1.0
 """How often the driver wakes up to refresh a bar display."""
 
 # Phases whose units are input files, and the stage whose counts measure their throughput.
-_FILE_PHASES = {"filter": "read", "tokenize": "tokenize"}
+_FILE_PHASES: dict[str, str] = {Phase.FILTER: "read", Phase.TOKENIZE: "tokenize"}
 
 
 def format_duration(seconds: float) -> str:
@@ -117,9 +119,9 @@ class Progress:
         return self.done_stats + self.partial_stats
 
     # -- phase events -------------------------------------------------------------------
-    def reused(self, phase: str, n: int, markers: Iterable[dict[str, Any]]) -> None:
+    def reused(self, phase: str, n: int, markers: Iterable[UnitMarker]) -> None:
         for m in markers:
-            self.reused_stats = self.reused_stats + StatsSet.from_list(m.get("stats", []))
+            self.reused_stats = self.reused_stats + m.stats_set()
         if n:
             self._emit(f"{phase}: {n} input file(s) already done in an earlier run; reusing them")
 
@@ -141,18 +143,19 @@ class Progress:
         else:
             self._emit(f"{phase}: {total} unit(s) to process")
 
-    def unit_done(self, phase: str, result: Any) -> None:
+    def unit_done(self, phase: str, result: object) -> None:
+        """One unit finished; a per-input marker's stats count from now on (other results,
+        such as a dedup step's, only advance the unit count)."""
         self.phase_done[phase] = self.phase_done.get(phase, 0) + 1
-        if isinstance(result, dict) and "stats" in result:
-            self.done_stats = self.done_stats + StatsSet.from_list(result["stats"])
-            unit = result.get("input_index")
-            if unit is not None:
-                self._done_units.add(f"{phase}/{unit}")
-                # Its final stats replace its partial ones now, not at the next poll: counted
-                # twice until then, the totals would drop back when the poll comes.
-                self._recount_partial()
-                if self._live is not None:
-                    self._live.final(phase, int(unit), result["stats"])
+        if isinstance(result, UnitMarker):
+            self.done_stats = self.done_stats + result.stats_set()
+            unit = result.progress_unit
+            self._done_units.add(f"{phase}/{unit}")
+            # Its final stats replace its partial ones now, not at the next poll: counted
+            # twice until then, the totals would drop back when the poll comes.
+            self._recount_partial()
+            if self._live is not None:
+                self._live.final(phase, unit, result.stats)
         self._update(phase)
 
     def unit_failed(self, phase: str, unit: str, error: str) -> None:

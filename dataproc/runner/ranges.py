@@ -27,6 +27,15 @@ from dataproc.config import PipelineConfig
 from dataproc.document import Document, Reject
 from dataproc.io import fs
 from dataproc.io.layout import OutputLayout, band_file
+from dataproc.io.markers import (
+    FilterMarker,
+    MarkerError,
+    RangeMarker,
+    parse_marker,
+    range_unit,
+    read_marker,
+    write_marker,
+)
 from dataproc.readers.spans import ReaderState, ReadSpan
 from dataproc.runner.phase1 import Phase1Files, run_phase1
 from dataproc.stats import StageStats, StatsSet
@@ -82,7 +91,7 @@ def run_range(
     config: PipelineConfig,
     out_dir: str,
     on_record: Any = None,
-) -> dict[str, Any]:
+) -> RangeMarker:
     """Phase 1 of one range into its part folder; writes and returns its done-marker."""
     from dataproc.runner.resume import describe_outputs
 
@@ -96,31 +105,34 @@ def run_range(
     paths = [files.docs, files.rejects]
     if config.dedup.enabled:
         paths.append(band_file(files.work, input_index))
-    result.update(
-        range=k,
-        start=span[0],
-        end=span[1],
-        state=state.to_dict(),
-        stop=read.stop,
-        end_state=read.end_state.to_dict(),
-        ordinals=read.ordinals,
-        first_ok=bool(read.first_ok),
-        outputs=describe_outputs(out_dir, paths),
+    marker = RangeMarker(
+        **{
+            **dict(result),
+            "outputs": describe_outputs(out_dir, paths),
+            "range": k,
+            "start": span[0],
+            "end": span[1],
+            "state": state.to_dict(),
+            "stop": read.stop,
+            "end_state": read.end_state.to_dict(),
+            "ordinals": read.ordinals,
+            "first_ok": bool(read.first_ok),
+        }
     )
-    fs.write_json_atomic(part_marker(layout, input_index, k), result)
-    return result
+    write_marker(part_marker(layout, input_index, k), marker)
+    return marker
 
 
-def _started_right(m: dict[str, Any], pos: int, state: ReaderState) -> bool:
+def _started_right(m: RangeMarker, pos: int, state: ReaderState) -> bool:
     """Whether a range's result is what reading on from ``pos`` in ``state`` would give."""
-    if m["start"] != pos:
+    if m.start != pos:
         return False
-    if m["state"] == state.to_dict():
+    if m.state == state.to_dict():
         return True
     # A first member read cleanly leaves no trace of the start state's resyncing flag.
     return (
-        bool(m["first_ok"])
-        and m["state"] == dataclasses.replace(state, resyncing=not state.resyncing).to_dict()
+        m.first_ok
+        and m.state == dataclasses.replace(state, resyncing=not state.resyncing).to_dict()
     )
 
 
@@ -139,70 +151,69 @@ def merge_ranges(
     spans: list[Span],
     config: PipelineConfig,
     out_dir: str,
-) -> dict[str, Any]:
-    """Join the finished ranges of one input into its phase-1 files; return the marker payload
-    a whole-file task would have written (the caller adds ``outputs`` and writes it)."""
+) -> FilterMarker:
+    """Join the finished ranges of one input into its phase-1 files; return the marker a
+    whole-file task would have written (the caller adds ``outputs`` and writes it)."""
     from dataproc.readers.source import check_input_kind
 
     started = time.time()
     layout = OutputLayout(out_dir)
-    used: list[tuple[int, dict[str, Any]]] = []
+    used: list[tuple[int, RangeMarker]] = []
     pos, state = 0, ReaderState()
     for k, span in enumerate(spans):
         end = span[1]
         if state.wat or (end is not None and pos >= end):
             continue  # the reader stopped, or the previous range read past this one
-        m = fs.read_json(part_marker(layout, input_index, k))
+        path = part_marker(layout, input_index, k)
+        m = parse_marker(RangeMarker, fs.read_json(path), path)
         if not _started_right(m, pos, state):
             log.warning(
                 "%s: range %d started at %d in %s, the one before stopped at %d in %s; "
                 "reading it again from there",
                 input_path,
                 k,
-                m["start"],
-                m["state"],
+                m.start,
+                m.state,
                 pos,
                 state.to_dict(),
             )
             m = run_range(input_path, input_index, k, (pos, end), state, config, out_dir)
         used.append((k, m))
-        pos, state = int(m["stop"]), ReaderState.from_dict(m["end_state"])
+        pos, state = m.stop, ReaderState.from_dict(m.end_state)
 
     stats = StatsSet()
     languages: Counter[str] = Counter()
     for _, m in used:
-        stats = stats + StatsSet.from_list(m["stats"])
-        languages.update(m["languages"])
+        stats = stats + m.stats_set()
+        languages.update(m.languages)
     stats.get("read").counters[f"input_{_file_kind(state)}"] += 1
     check_input_kind(input_path, stats.get("read"))
     kept = _merge_docs(layout, input_index, used)
     _merge_rejects(layout, input_index, used)
     if config.dedup.enabled:
         _merge_bands(layout, input_index, used, config)
-    return {
-        "input_index": input_index,
-        "input": input_path,
-        "fingerprint": config.fingerprint(),
-        "input_bytes": used[-1][1].get("input_bytes") if used else None,
-        "docs_kept": kept,
-        "languages": dict(sorted(languages.items())),
-        "stats": stats.to_list(),
-        "seconds": round(time.time() - started + sum(m["seconds"] for _, m in used), 3),
-    }
+    return FilterMarker(
+        input_index=input_index,
+        input=input_path,
+        fingerprint=config.fingerprint(),
+        input_bytes=used[-1][1].input_bytes if used else None,
+        docs_kept=kept,
+        languages=dict(sorted(languages.items())),
+        stats=stats.to_list(),
+        seconds=round(time.time() - started + sum(m.seconds for _, m in used), 3),
+    )
 
 
-def _bases(used: list[tuple[int, dict[str, Any]]]) -> list[int]:
+def _bases(used: list[tuple[int, RangeMarker]]) -> list[int]:
     """Doc-index offset of each used range: the record ordinals of the ranges before it."""
     out, base = [], 0
     for _, m in used:
         out.append(base)
-        base += int(m["ordinals"])
+        base += m.ordinals
     return out
 
 
-def _merge_docs(
-    layout: OutputLayout, input_index: int, used: list[tuple[int, dict[str, Any]]]
-) -> int:
+def _merge_docs(layout: OutputLayout, input_index: int, used: list[tuple[int, RangeMarker]]) -> int:
     from dataproc.io.documents import DocsSink, DocsSource
 
     sink = DocsSink(layout.docs(input_index))
@@ -223,7 +234,7 @@ def _no_reject(doc: Document, stage: str, reject: Reject) -> None:
 
 
 def _merge_rejects(
-    layout: OutputLayout, input_index: int, used: list[tuple[int, dict[str, Any]]]
+    layout: OutputLayout, input_index: int, used: list[tuple[int, RangeMarker]]
 ) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -242,7 +253,7 @@ def _merge_rejects(
 def _merge_bands(
     layout: OutputLayout,
     input_index: int,
-    used: list[tuple[int, dict[str, Any]]],
+    used: list[tuple[int, RangeMarker]],
     config: PipelineConfig,
 ) -> None:
     import numpy as np
@@ -292,15 +303,13 @@ def reusable_ranges(
     sizes = _Sizes(layout.out)
     ok = set()
     for k, span in enumerate(spans):
-        path = part_marker(layout, input_index, k)
         try:
-            m = fs.read_json(path)
-        except (OSError, ValueError):
-            continue
+            m = read_marker(part_marker(layout, input_index, k), RangeMarker, fingerprint)
+        except MarkerError:
+            continue  # not one this dataproc wrote: the range is read again
         if (
-            isinstance(m, dict)
-            and m.get("fingerprint") == fingerprint
-            and [m.get("start"), m.get("end")] == list(span)
+            m is not None
+            and [m.start, m.end] == list(span)
             and not damaged_files(layout.out, m, sizes, verify=False)
         ):
             ok.add(k)
@@ -309,4 +318,4 @@ def reusable_ranges(
 
 def live_unit(input_index: int, k: int) -> int:
     """The live-progress unit of range ``k`` (apart from the whole-file unit numbers)."""
-    return (1 << 40) | (input_index << 12) | k
+    return range_unit(input_index, k)

@@ -18,11 +18,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Any
 
 from dataproc.errors import OutputError
 from dataproc.io import fs
 from dataproc.io.layout import OutputLayout, band_folder
+from dataproc.io.markers import FilterMarker, OutputFile, TokenizeMarker, read_marker
 from dataproc.runner.plan import InputFile
 
 log = logging.getLogger("dataproc")
@@ -30,13 +30,13 @@ log = logging.getLogger("dataproc")
 _HASH_CHUNK = 4 * 1024 * 1024
 
 
-def describe_outputs(out_dir: str, paths: list[str]) -> list[dict[str, Any]]:
-    """``[{path (relative to OUT), bytes}]`` of files a task wrote, for its done-marker."""
+def describe_outputs(out_dir: str, paths: list[str]) -> list[OutputFile]:
+    """The files a task wrote (path relative to OUT, size), for its done-marker."""
     prefix = out_dir.rstrip("/\\")
     described = []
     for path in paths:
         rel = path[len(prefix) :].lstrip("/\\").replace("\\", "/")
-        described.append({"path": rel, "bytes": fs.size(path)})
+        described.append(OutputFile(path=rel, bytes=fs.size(path)))
     return described
 
 
@@ -72,7 +72,11 @@ class _Sizes:
 
 
 def damaged_files(
-    out_dir: str, marker: dict[str, Any], sizes: _Sizes, verify: bool, work_needed: bool = True
+    out_dir: str,
+    marker: FilterMarker | TokenizeMarker,
+    sizes: _Sizes,
+    verify: bool,
+    work_needed: bool = True,
 ) -> list[str]:
     """Why each file the marker names is not as recorded (empty when all are intact).
 
@@ -80,30 +84,22 @@ def damaged_files(
     has consumed them they may be deleted (docs/architecture.md), and that costs no redo.
     """
     problems = []
-    for entry in list(marker.get("files", [])) + list(marker.get("outputs", [])):
-        rel = str(entry["path"])
+    for entry in marker.checked_files():
+        rel = entry.path
         if rel.startswith("_work/") and not work_needed:
             continue
         actual = sizes.size(rel)
         if actual is None:
             problems.append(f"{rel} is missing")
-        elif actual != int(entry["bytes"]):
-            problems.append(f"{rel} has {actual} bytes, {entry['bytes']} recorded")
+        elif actual != entry.bytes:
+            problems.append(f"{rel} has {actual} bytes, {entry.bytes} recorded")
         elif (
             verify
-            and entry.get("sha256")
-            and fs.sha256_file(fs.join(out_dir, rel), _HASH_CHUNK) != entry["sha256"]
+            and entry.sha256
+            and fs.sha256_file(fs.join(out_dir, rel), _HASH_CHUNK) != entry.sha256
         ):
             problems.append(f"{rel} has another sha256 than recorded")
     return problems
-
-
-def _marker(path: str, fingerprint: str) -> dict[str, Any] | None:
-    try:
-        m = fs.read_json(path)
-    except (OSError, ValueError):
-        return None
-    return m if isinstance(m, dict) and m.get("fingerprint") == fingerprint else None
 
 
 def invalidate_damaged_units(
@@ -119,9 +115,12 @@ def invalidate_damaged_units(
     invalidated = []
     removals = _removals_applied(layout)
 
-    def check(inp: InputFile, path: str, work_needed: bool) -> bool:
+    def check(
+        inp: InputFile, path: str, kind: type[FilterMarker | TokenizeMarker], work_needed: bool
+    ) -> bool:
         """True if the unit stays done."""
-        marker = _marker(path, fingerprint) if path.rsplit("/", 1)[-1] in done else None
+        listed = path.rsplit("/", 1)[-1] in done
+        marker = read_marker(path, kind, fingerprint) if listed else None
         if marker is None:
             return False
         problems = damaged_files(layout.out, marker, sizes, verify, work_needed)
@@ -146,8 +145,8 @@ def invalidate_damaged_units(
         return False
 
     for inp in inputs:
-        phase3_done = check(inp, layout.phase3_marker(inp.index), True)
-        check(inp, layout.phase1_marker(inp.index), not phase3_done)
+        phase3_done = check(inp, layout.phase3_marker(inp.index), TokenizeMarker, True)
+        check(inp, layout.phase1_marker(inp.index), FilterMarker, not phase3_done)
     return invalidated
 
 

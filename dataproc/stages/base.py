@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar, Literal, Protocol
 
 from dataproc.document import Document, Reject, RejectSink
+from dataproc.errors import StageError
 from dataproc.stats import StageStats, StatsSet
 
 
@@ -175,7 +176,7 @@ def _run_batch(
 def _check_reason(stage: Stage, result: Reject) -> None:
     # Also for a stage that declares none: it has promised never to drop.
     if result.reason not in stage.REASONS:
-        raise ValueError(
+        raise StageError(
             f"stage {stage.name!r} dropped a document for {result.reason!r}, "
             f"which is not one of its REASONS {stage.REASONS}"
         )

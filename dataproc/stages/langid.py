@@ -98,8 +98,12 @@ def _load_uncached(path: str) -> Any:
             ft_module.eprint = saved
 
 
-def predict_language(model: Any, text: str, max_chars: int = 1000) -> tuple[str, float] | None:
+def predict_language(
+    model: Any, text: str, max_chars: int = LangIdConfig.model_fields["max_chars"].default
+) -> tuple[str, float] | None:
     """Top language label (without ``__label__``) and its probability; None for blank text.
+
+    ``max_chars``: characters of ``text`` given to fastText (default: ``langid.max_chars``'s).
 
     Uses the low-level ``model.f.predict`` because ``FastText.predict`` in fasttext 0.9.3
     calls ``np.array(..., copy=False)``, which NumPy 2 rejects. It returns a list of

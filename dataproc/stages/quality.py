@@ -30,7 +30,7 @@ from pydantic import Field, field_validator
 from dataproc.configbase import StrictModel
 from dataproc.document import Document, Reject
 from dataproc.stages.base import Stage
-from dataproc.stages.text_utils import SPACELESS_LANGUAGES, base_language, split_words, words_of
+from dataproc.stages.text_utils import SPACELESS_LANGUAGES, base_language, doc_words, split_words
 
 # ----------------------------------------------------------------------------------------------
 # Configs
@@ -448,7 +448,7 @@ class GopherRepetitionFilter(Stage):
         if dup_chars / n_chars > cfg.max_dup_line_char_frac:
             return Reject("dup_line_char_frac", f"{dup_chars / n_chars:.3f} of chars")
 
-        ngrams = _RepeatedNgrams(words_of(text))
+        ngrams = _RepeatedNgrams(doc_words(doc))
         whole = ngram_denominator(n_chars, ngrams)
         for n, limit in cfg.max_top_ngram_char_frac.items():
             # Occurrences of the top n-gram may overlap ("ha ha ha"): a fraction caps at 1.
@@ -491,7 +491,7 @@ class GopherQualityFilter(Stage):
     def process(self, doc: Document) -> Document | Reject:
         cfg = self.config
         text = doc.text
-        words = words_of(text)
+        words = doc_words(doc)
         n_words = len(words)
         if n_words < cfg.min_words or n_words == 0:
             return Reject("gopher_short_doc", f"{n_words} words < {cfg.min_words}")
@@ -668,7 +668,7 @@ class FineWebQualityFilter(Stage):
             ratio = _duplicates(lines)[1] / body_chars
             if ratio >= cfg.max_char_dup_ratio:
                 return Reject("fineweb_char_dup_ratio", f"{ratio:.3f}")
-        n_words = len(words_of(text))
+        n_words = len(doc_words(doc))
         ratio = text.count("\n") / max(n_words, 1)
         if ratio > cfg.max_newline_word_ratio:
             return Reject("fineweb_list_ratio", f"{ratio:.3f}")

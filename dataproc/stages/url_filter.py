@@ -121,13 +121,16 @@ def _clean_url_entry(entry: str) -> str:
     return out.rstrip("/")
 
 
+_Trie = dict[str, "_Trie"]  # one node per character; "" marks the end of a word
+
+
 def _trie_regex(words: Iterable[str]) -> re.Pattern[str] | None:
     """One regex for a set of literal words, factored as a prefix trie.
 
     Python's ``re`` tries alternatives one by one; sharing prefixes makes each position cost
     O(longest word) instead of O(number of words). No quantifiers, so no backtracking blow-up.
     """
-    trie: dict[str, dict] = {}
+    trie: _Trie = {}
     for w in words:
         if not w:
             continue
@@ -138,7 +141,7 @@ def _trie_regex(words: Iterable[str]) -> re.Pattern[str] | None:
     if not trie:
         return None
 
-    def build(node: dict[str, dict]) -> str:
+    def build(node: _Trie) -> str:
         alts = []
         end = "" in node
         for ch in sorted(k for k in node if k):

@@ -297,7 +297,8 @@ def test_phase_tags():
     assert {p.number for p in Phase} == {1, 2, 3}
     assert [p for p in Phase if p.number == 1] == [Phase.FILTER]
     assert [p for p in Phase if p.number == 3] == [Phase.TOKENIZE]
-    assert all(p.is_dedup == p.value.startswith("dedup-") for p in Phase)
+    assert all(p.is_dedup == (p.value == "dedup" or p.value.startswith("dedup-")) for p in Phase)
+    assert Phase.of("dedup") is Phase.DEDUP  # phase 2 as a whole: its marker, its reuse count
     assert f"{Phase.DEDUP_BUCKETS}" == str(Phase.DEDUP_BUCKETS) == "dedup-buckets"
     assert json.dumps({"phase": Phase.DEDUP_REMOVED}) == '{"phase": "dedup-removed"}'
     assert Phase.of("dedup-components-3S") is Phase.DEDUP_COMPONENTS
