@@ -61,7 +61,10 @@ def _config(inputs: list[Path], out: Path, against: list[Path] | None = None):
 def _counts(out: Path) -> dict:
     """stats.json without timings: every stage's counts and the dedup summary."""
     stats = json.loads((out / "stats.json").read_text())
-    stages = [{k: v for k, v in st.items() if k != "seconds"} for st in stats["stages"]]
+    stages = [
+        {k: v for k, v in st.items() if k not in ("seconds", "cpu_seconds")}
+        for st in stats["stages"]
+    ]
     return {"stages": stages, "dedup": stats["dedup"]}
 
 
